@@ -1,0 +1,224 @@
+"""Stacked, optionally bidirectional recurrent layers: the part LSTM, GRU and RNN share.
+
+Symbols: B batch, T steps, I input features, H hidden units, L layers, D directions (1 or 2),
+G gates per unit (LSTM 4, GRU 3, RNN 1).
+
+Shapes (batch first, as PyTorch with batch_first=True):
+    x (B, T, I) -> y (B, T, D*H); states (L*D, B, H), row l*D + d for layer l, direction d.
+
+Parameters use torch.nn.LSTM's names and shapes: weight_ih_l{k} (G*H, I or D*H), weight_hh_l{k}
+(G*H, H), bias_ih_l{k} and bias_hh_l{k} (G*H,), with the suffix `_reverse` for direction 1, so a
+PyTorch state_dict loads by name.
+
+Between layers (not after the last), dropout with probability `dropout` is applied in training
+mode, as in PyTorch. The backward direction of a bidirectional layer reads each sequence reversed
+within its own length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V
+from ..ops.sequence import RecurrentWeights, reverse_padded
+from .init import init_recurrent
+from .module import Module, Parameter
+
+IMPLS = ("auto", "reference", "fused")
+
+
+class Recurrent(Module):
+    """Base class; subclasses set GATES, STATES (1 for h, 2 for (h, c)) and the two ops."""
+
+    GATES = 1
+    STATES = 1
+    KIND = "rnn"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        dtype=np.float32,
+        *,
+        init: str = "uniform",
+        forget_bias: float | None = None,
+        chrono_t_max: float | None = None,
+        impl: str = "auto",
+        seed: int | None = None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        for arg, val in (("input_size", input_size), ("hidden_size", hidden_size)):
+            if not isinstance(val, int | np.integer) or val < 1:
+                raise ValueError(f"{name}: {arg} must be a positive integer, got {val!r}")
+        if not isinstance(num_layers, int | np.integer) or num_layers < 1:
+            raise ValueError(f"{name}: num_layers must be a positive integer, got {num_layers!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        if impl not in IMPLS:
+            raise ValueError(f"{name}: impl must be one of {IMPLS}, got {impl!r}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout, self.dtype, self.impl = float(dropout), np.dtype(dtype), impl
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
+        rng = np.random.default_rng(seed)
+        self._rng = rng
+        G, H, D = self.GATES, self.hidden_size, self.num_directions
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else D * H
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                setattr(self, "weight_ih" + sfx, Parameter(np.zeros((G * H, in_size), self.dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(np.zeros((G * H, H), self.dtype)))
+                setattr(self, "bias_ih" + sfx, Parameter(np.zeros(G * H, self.dtype)))
+                setattr(self, "bias_hh" + sfx, Parameter(np.zeros(G * H, self.dtype)))
+        init_recurrent(self, rng, init, forget_bias, chrono_t_max)
+        self._ctx = None
+
+    # --- the ops a subclass supplies ------------------------------------------------------------
+    def _op_forward(self, x, state, w, lengths, need_cache):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _op_backward(self, dy, dstate, cache):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _suffix(self, layer: int, d: int) -> str:
+        return f"_l{layer}" + ("_reverse" if d else "")
+
+    def _params(self, layer: int, d: int) -> list[Parameter]:
+        s = self._suffix(layer, d)
+        return [getattr(self, n + s) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def weights(self, layer: int = 0, direction: int = 0) -> RecurrentWeights:
+        return RecurrentWeights(*(p.data for p in self._params(layer, direction)))
+
+    def _check_states(self, state, batch: int) -> tuple[np.ndarray, ...]:
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if state is None:
+            return tuple(np.zeros(shape, self.dtype) for _ in range(self.STATES))
+        if self.STATES == 1:
+            if isinstance(state, tuple | list):
+                raise ValueError(f"{type(self).__name__} takes a single h0 array, not a tuple")
+            return (V.check_state(state, "h0", shape, self.dtype),)
+        if not isinstance(state, tuple | list) or len(state) != 2:
+            raise ValueError("LSTM state must be a tuple (h0, c0)")
+        return tuple(V.check_state(s, n, shape, self.dtype) for s, n in zip(state, ("h0", "c0")))
+
+    def _pack_state(self, states):
+        return states[0] if self.STATES == 1 else tuple(states)
+
+    # --- forward and backward -------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None, need_cache: bool = True):
+        """Run every layer and direction.
+
+        Args:
+            x: (B, T, I). state: initial state, (L*D, B, H) arrays (LSTM: a tuple (h0, c0)).
+            lengths: optional (B,) valid lengths in [0, T]. need_cache: keep what backward needs.
+
+        Returns:
+            y (B, T, D*H) and the final state in the same form as `state`.
+        """
+        name = type(self).__name__
+        x = V.check_sequence_input(x, self.input_size, self.dtype, name)
+        B, T, _ = x.shape
+        lengths = V.check_lengths(lengths, B, T)
+        s0 = self._check_states(state, B)
+        D = self.num_directions
+        s_n = tuple(np.empty_like(s) for s in s0)  # each (L*D, B, H)
+        caches, drop_masks = [], []
+        inp = x  # (B, T, I) then (B, T, D*H)
+        for layer in range(self.num_layers):
+            mask = None
+            if layer > 0 and self.dropout > 0 and self.training:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(inp.shape) < keep).astype(self.dtype) / keep
+                inp = inp * mask
+            drop_masks.append(mask)
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                xin = inp if d == 0 else reverse_padded(inp, lengths)
+                y, st, cache = self._op_forward(
+                    xin, tuple(s[k] for s in s0), self.weights(layer, d), lengths, need_cache
+                )
+                outs.append(y if d == 0 else reverse_padded(y, lengths))  # (B, T, H)
+                for dst, val in zip(s_n, st):
+                    dst[k] = val
+                caches.append(cache)
+            inp = outs[0] if D == 1 else np.concatenate(outs, axis=-1)  # (B, T, D*H)
+        self._ctx = (caches, drop_masks, lengths, B, T) if need_cache else None
+        return inp, self._pack_state(s_n)
+
+    def backward(self, dy, dstate=None):
+        """Backpropagate; accumulate parameter gradients into `.grad`.
+
+        Args:
+            dy: (B, T, D*H) gradient w.r.t. y, or None. dstate: gradient w.r.t. the final state, in
+                the form forward returned it, or None.
+
+        Returns:
+            dx (B, T, I) and the gradient w.r.t. the initial state (same form as the state).
+        """
+        if self._ctx is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() needs a forward pass with need_cache=True first"
+            )
+        caches, drop_masks, lengths, B, T = self._ctx
+        D, H, L = self.num_directions, self.hidden_size, self.num_layers
+        shape = (L * D, B, H)
+        if dy is not None:
+            dy = np.asarray(dy, dtype=self.dtype)
+            if dy.shape != (B, T, D * H):
+                raise ValueError(f"dy must have shape {(B, T, D * H)}, got {dy.shape}")
+        ds_n = self._check_dstate(dstate, shape)
+        ds0 = tuple(np.zeros(shape, self.dtype) for _ in range(self.STATES))
+        dout = dy  # (B, T, D*H) or None
+        for layer in reversed(range(L)):
+            din = None
+            for d in range(D):
+                k = layer * D + d
+                dyd = None if dout is None else dout[..., d * H : (d + 1) * H]
+                if d == 1 and dyd is not None:
+                    dyd = reverse_padded(dyd, lengths)
+                dx, dst, grads = self._op_backward(dyd, tuple(s[k] for s in ds_n), caches[k])
+                if d == 1:
+                    dx = reverse_padded(dx, lengths)
+                din = dx if din is None else din + dx
+                for dst_all, val in zip(ds0, dst):
+                    dst_all[k] = val
+                for p, g in zip(self._params(layer, d), grads):
+                    p.grad += g
+            if drop_masks[layer] is not None:
+                din = din * drop_masks[layer]
+            dout = din
+        return dout, self._pack_state(ds0)
+
+    def _check_dstate(self, dstate, shape):
+        if dstate is None:
+            return tuple([None] * shape[0] for _ in range(self.STATES))
+        parts = (dstate,) if self.STATES == 1 else tuple(dstate)
+        out = []
+        for p in parts:
+            if p is None:
+                out.append([None] * shape[0])
+                continue
+            a = np.asarray(p, dtype=self.dtype)
+            if a.shape != shape:
+                raise ValueError(f"state gradient must have shape {shape}, got {a.shape}")
+            out.append(a)
+        return tuple(out)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"bidirectional={self.bidirectional}, dropout={self.dropout}, dtype={self.dtype.name}"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,0 +1,1 @@
+"""Pure functions on arrays: each forward with its backward right below it."""

@@ -1,0 +1,186 @@
+"""The reference LSTM against finite differences and torch.nn.LSTM (outputs and every gradient)."""
+
+import numpy as np
+import pytest
+import torch
+
+import longshort as ls
+from longshort.ops.lstm import lstm_backward, lstm_forward, lstm_step
+from longshort.ops.sequence import RecurrentWeights
+from reference.fd import numerical_grad, rel_error
+from reference.torch_ref import max_abs, to_t, torch_recurrent
+
+
+def _rand_weights(rng, I, H, dtype=np.float64):
+    return RecurrentWeights(
+        *(
+            rng.uniform(-0.5, 0.5, s).astype(dtype)
+            for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))
+        )
+    )
+
+
+@pytest.mark.parametrize("lengths", [None, [5, 1, 3]])
+def test_op_finite_differences(lengths):
+    """Every parameter, the input and (h0, c0): centred differences, float64, rel err < 1e-6."""
+    rng = np.random.default_rng(0)
+    B, T, I, H = 3, 5, 4, 3
+    w = _rand_weights(rng, I, H)
+    x = rng.standard_normal((B, T, I))
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    lg = None if lengths is None else np.array(lengths)
+    Py = rng.standard_normal((B, T, H))  # random projections of every output
+    Ph, Pc = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+
+    def loss():
+        y, (h, c), _ = lstm_forward(x, (h0, c0), w, lg, need_cache=False)
+        return np.sum(y * Py) + np.sum(h * Ph) + np.sum(c * Pc)
+
+    _, _, cache = lstm_forward(x, (h0, c0), w, lg)
+    dx, (dh0, dc0), g = lstm_backward(Py, (Ph, Pc), cache)
+    for name, arr, grad in [("x", x, dx), ("h0", h0, dh0), ("c0", c0, dc0)] + [
+        (n, a, gg) for n, a, gg in zip(w._fields, w, g)
+    ]:
+        assert rel_error(grad, numerical_grad(loss, arr)) < 1e-6, name
+
+
+def _compare_with_torch(layer, x, lengths=None, state=None, seed=0):
+    """Run longshort and torch on the same input; return the largest absolute differences."""
+    rng = np.random.default_rng(seed)
+    tl = torch_recurrent(layer, torch.nn.LSTM)
+    y, (h, c) = layer(x, state, lengths=lengths)
+    dy = rng.standard_normal(y.shape).astype(layer.dtype)
+    dh, dc = (rng.standard_normal(h.shape).astype(layer.dtype) for _ in range(2))
+    dx, (dh0, dc0) = layer.backward(dy, (dh, dc))
+
+    xt = to_t(x, True)
+    st = None if state is None else tuple(to_t(s, True) for s in state)
+    if lengths is None:
+        yt, (ht, ct) = tl(xt, st)
+    else:
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False
+        )
+        yp, (ht, ct) = tl(packed, st)
+        yt, _ = torch.nn.utils.rnn.pad_packed_sequence(
+            yp, batch_first=True, total_length=x.shape[1]
+        )
+    (yt * to_t(dy)).sum().add((ht * to_t(dh)).sum()).add((ct * to_t(dc)).sum()).backward()
+    errs = {
+        "y": max_abs(y, yt),
+        "h_n": max_abs(h, ht),
+        "c_n": max_abs(c, ct),
+        "dx": max_abs(dx, xt.grad),
+    }
+    if state is not None:
+        errs["dh0"], errs["dc0"] = max_abs(dh0, st[0].grad), max_abs(dc0, st[1].grad)
+    for name, p in layer.named_parameters():
+        errs["d" + name] = max_abs(p.grad, getattr(tl, name).grad)
+    return errs
+
+
+CONFIGS = [
+    dict(num_layers=1, bidirectional=False),
+    dict(num_layers=3, bidirectional=False),
+    dict(num_layers=2, bidirectional=True),
+    dict(num_layers=3, bidirectional=True),
+]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("variant", ["plain", "lengths", "state", "lengths+state"])
+def test_against_torch(dtype, tol, cfg, variant):
+    rng = np.random.default_rng(1)
+    B, T, I, H = 4, 7, 5, 6
+    layer = ls.nn.LSTM(I, H, dtype=dtype, seed=3, **cfg)
+    x = rng.standard_normal((B, T, I)).astype(dtype)
+    lengths = np.array([7, 1, 4, 7]) if "lengths" in variant else None
+    state = None
+    if "state" in variant:
+        LD = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
+        state = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2))
+    errs = _compare_with_torch(layer, x, lengths, state)
+    worst = max(errs, key=errs.get)
+    assert errs[worst] < tol, (worst, errs[worst])
+
+
+def test_state_dict_matches_torch_names_and_shapes():
+    layer = ls.nn.LSTM(3, 5, num_layers=2, bidirectional=True)
+    tl = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True)
+    ours = {k: v.shape for k, v in layer.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in tl.state_dict().items()}
+    assert ours == theirs
+    assert list(ours) == list(theirs)
+
+
+def test_step_by_step_equals_whole_sequence():
+    rng = np.random.default_rng(2)
+    layer = ls.nn.LSTM(3, 5, num_layers=2, dtype=np.float64, seed=0)
+    x = rng.standard_normal((2, 9, 3))
+    y, (h, c) = layer(x)
+    state = None
+    for t in range(9):
+        yt, state = layer.step(x[:, t], state)
+        np.testing.assert_allclose(yt, y[:, t], atol=1e-12)
+    np.testing.assert_allclose(state[0], h, atol=1e-12)
+    np.testing.assert_allclose(state[1], c, atol=1e-12)
+    # the op-level step agrees with the op-level forward too
+    w = layer.weights(0)
+    (h1, c1), _ = lstm_step(x[:, 0], (np.zeros((2, 5)), np.zeros((2, 5))), w)
+    y0, _, _ = lstm_forward(x[:, :1], (np.zeros((2, 5)), np.zeros((2, 5))), w)
+    np.testing.assert_allclose(h1, y0[:, 0], atol=1e-12)
+
+
+def test_chunks_with_state_carried_equal_whole_sequence():
+    rng = np.random.default_rng(3)
+    layer = ls.nn.LSTM(2, 4, num_layers=3, dtype=np.float64, seed=1)
+    x = rng.standard_normal((3, 20, 2))
+    y, (h, c) = layer(x)
+    state, ys = None, []
+    for a in range(0, 20, 6):
+        yc, state = layer(x[:, a : a + 6], state)
+        ys.append(yc)
+    np.testing.assert_allclose(np.concatenate(ys, 1), y, atol=1e-12)
+    np.testing.assert_allclose(state[0], h, atol=1e-12)
+    np.testing.assert_allclose(state[1], c, atol=1e-12)
+
+
+def test_lengths_semantics():
+    """Outputs past the end are zero; the final state is the state at the last valid step."""
+    rng = np.random.default_rng(4)
+    layer = ls.nn.LSTM(2, 3, dtype=np.float64, seed=0)
+    x = rng.standard_normal((3, 6, 2))
+    y, (h, c) = layer(x, lengths=[6, 2, 0])
+    assert np.all(y[1, 2:] == 0) and np.all(y[2] == 0)
+    y2, (h2, c2) = layer(x[1:2, :2])
+    np.testing.assert_allclose(y[1, :2], y2[0], atol=1e-12)
+    np.testing.assert_allclose(h[0, 1], h2[0, 0], atol=1e-12)
+    assert np.all(h[0, 2] == 0) and np.all(c[0, 2] == 0)  # length 0 keeps the zero initial state
+
+
+def test_gradients_accumulate_until_zero_grad():
+    rng = np.random.default_rng(5)
+    layer = ls.nn.LSTM(2, 3, dtype=np.float64, seed=0)
+    x = rng.standard_normal((2, 4, 2))
+    y, _ = layer(x)
+    layer.backward(np.ones_like(y))
+    g1 = layer.weight_hh_l0.grad.copy()
+    y, _ = layer(x)
+    layer.backward(np.ones_like(y))
+    np.testing.assert_allclose(layer.weight_hh_l0.grad, 2 * g1)
+    layer.zero_grad()
+    assert not layer.weight_hh_l0.grad.any()
+
+
+def test_gate_trace_is_consistent():
+    rng = np.random.default_rng(6)
+    layer = ls.nn.LSTM(2, 3, dtype=np.float64, seed=0)
+    x = rng.standard_normal((2, 5, 2))
+    y, (h, c) = layer(x)
+    tr = layer.gate_trace()[0]
+    np.testing.assert_allclose(tr["h"], y, atol=1e-12)
+    np.testing.assert_allclose(tr["c"][:, -1], c[0], atol=1e-12)
+    c_prev = np.concatenate([np.zeros((2, 1, 3)), tr["c"][:, :-1]], 1)
+    np.testing.assert_allclose(tr["c"], tr["f"] * c_prev + tr["i"] * tr["g"], atol=1e-12)
+    assert np.all((tr["f"] > 0) & (tr["f"] < 1))
