@@ -184,3 +184,24 @@ def test_gate_trace_is_consistent():
     c_prev = np.concatenate([np.zeros((2, 1, 3)), tr["c"][:, :-1]], 1)
     np.testing.assert_allclose(tr["c"], tr["f"] * c_prev + tr["i"] * tr["g"], atol=1e-12)
     assert np.all((tr["f"] > 0) & (tr["f"] < 1))
+
+
+def test_interlayer_dropout_gradient_by_finite_differences():
+    """With the dropout mask held fixed (same RNG state each pass), backward matches FD."""
+    rng = np.random.default_rng(7)
+    layer = ls.nn.LSTM(2, 3, num_layers=2, dropout=0.4, dtype=np.float64, seed=0)
+    x = rng.standard_normal((2, 4, 2))
+    P = rng.standard_normal((2, 4, 3))
+
+    def loss():
+        layer._rng = np.random.default_rng(123)
+        y, _ = layer(x, need_cache=False)
+        return np.sum(y * P)
+
+    layer._rng = np.random.default_rng(123)
+    layer(x)
+    layer.zero_grad()
+    dx, _ = layer.backward(P)
+    assert rel_error(dx, numerical_grad(loss, x)) < 1e-6
+    for name, p in layer.named_parameters():
+        assert rel_error(p.grad, numerical_grad(loss, p.data)) < 1e-6, name
