@@ -4,6 +4,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LINT_DIRS := $(wildcard src tests benchmarks examples)
 
 .PHONY: demo test lint clean bench
 
@@ -23,12 +24,12 @@ demo: $(VENV)/.installed
 	$(BIN)/longshort demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/python -m pytest -q -n 2 tests
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_lstm.py
