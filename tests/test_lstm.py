@@ -8,7 +8,7 @@ import longshort as ls
 from longshort.ops.lstm import lstm_backward, lstm_forward, lstm_step
 from longshort.ops.sequence import RecurrentWeights
 from reference.fd import numerical_grad, rel_error
-from reference.torch_ref import max_abs, to_t, torch_recurrent
+from reference.torch_ref import compare_with_torch
 
 
 def _rand_weights(rng, I, H, dtype=np.float64):
@@ -44,41 +44,6 @@ def test_op_finite_differences(lengths):
         assert rel_error(grad, numerical_grad(loss, arr)) < 1e-6, name
 
 
-def _compare_with_torch(layer, x, lengths=None, state=None, seed=0):
-    """Run longshort and torch on the same input; return the largest absolute differences."""
-    rng = np.random.default_rng(seed)
-    tl = torch_recurrent(layer, torch.nn.LSTM)
-    y, (h, c) = layer(x, state, lengths=lengths)
-    dy = rng.standard_normal(y.shape).astype(layer.dtype)
-    dh, dc = (rng.standard_normal(h.shape).astype(layer.dtype) for _ in range(2))
-    dx, (dh0, dc0) = layer.backward(dy, (dh, dc))
-
-    xt = to_t(x, True)
-    st = None if state is None else tuple(to_t(s, True) for s in state)
-    if lengths is None:
-        yt, (ht, ct) = tl(xt, st)
-    else:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(
-            xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False
-        )
-        yp, (ht, ct) = tl(packed, st)
-        yt, _ = torch.nn.utils.rnn.pad_packed_sequence(
-            yp, batch_first=True, total_length=x.shape[1]
-        )
-    (yt * to_t(dy)).sum().add((ht * to_t(dh)).sum()).add((ct * to_t(dc)).sum()).backward()
-    errs = {
-        "y": max_abs(y, yt),
-        "h_n": max_abs(h, ht),
-        "c_n": max_abs(c, ct),
-        "dx": max_abs(dx, xt.grad),
-    }
-    if state is not None:
-        errs["dh0"], errs["dc0"] = max_abs(dh0, st[0].grad), max_abs(dc0, st[1].grad)
-    for name, p in layer.named_parameters():
-        errs["d" + name] = max_abs(p.grad, getattr(tl, name).grad)
-    return errs
-
-
 CONFIGS = [
     dict(num_layers=1, bidirectional=False),
     dict(num_layers=3, bidirectional=False),
@@ -90,17 +55,18 @@ CONFIGS = [
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
 @pytest.mark.parametrize("cfg", CONFIGS)
 @pytest.mark.parametrize("variant", ["plain", "lengths", "state", "lengths+state"])
-def test_against_torch(dtype, tol, cfg, variant):
+@pytest.mark.parametrize("impl", ["reference", "auto"])
+def test_against_torch(dtype, tol, cfg, variant, impl):
     rng = np.random.default_rng(1)
     B, T, I, H = 4, 7, 5, 6
-    layer = ls.nn.LSTM(I, H, dtype=dtype, seed=3, **cfg)
+    layer = ls.nn.LSTM(I, H, dtype=dtype, seed=3, impl=impl, **cfg)
     x = rng.standard_normal((B, T, I)).astype(dtype)
     lengths = np.array([7, 1, 4, 7]) if "lengths" in variant else None
     state = None
     if "state" in variant:
         LD = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
         state = tuple(rng.standard_normal((LD, B, H)).astype(dtype) for _ in range(2))
-    errs = _compare_with_torch(layer, x, lengths, state)
+    errs = compare_with_torch(layer, torch.nn.LSTM, x, lengths, state)
     worst = max(errs, key=errs.get)
     assert errs[worst] < tol, (worst, errs[worst])
 

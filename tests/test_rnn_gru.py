@@ -11,7 +11,7 @@ from longshort.ops.gru import gru_backward, gru_forward, gru_step
 from longshort.ops.rnn import rnn_backward, rnn_forward, rnn_step
 from longshort.ops.sequence import RecurrentWeights
 from reference.fd import numerical_grad, rel_error
-from reference.torch_ref import max_abs, to_t, torch_recurrent
+from reference.torch_ref import compare_with_torch
 
 KINDS = ["rnn_tanh", "rnn_relu", "gru"]
 
@@ -74,36 +74,6 @@ def test_op_finite_differences(kind, lengths):
         assert rel_error(grad, numerical_grad(loss, arr)) < 1e-6, name
 
 
-def _compare_with_torch(layer, torch_cls, x, lengths=None, state=None, seed=0):
-    """Run longshort and torch on the same input; return the largest absolute differences."""
-    rng = np.random.default_rng(seed)
-    tl = torch_recurrent(layer, torch_cls)
-    y, h = layer(x, state, lengths=lengths)
-    dy = rng.standard_normal(y.shape).astype(layer.dtype)
-    dh = rng.standard_normal(h.shape).astype(layer.dtype)
-    dx, dh0 = layer.backward(dy, dh)
-
-    xt = to_t(x, True)
-    st = None if state is None else to_t(state, True)
-    if lengths is None:
-        yt, ht = tl(xt, st)
-    else:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(
-            xt, torch.tensor(lengths), batch_first=True, enforce_sorted=False
-        )
-        yp, ht = tl(packed, st)
-        yt, _ = torch.nn.utils.rnn.pad_packed_sequence(
-            yp, batch_first=True, total_length=x.shape[1]
-        )
-    (yt * to_t(dy)).sum().add((ht * to_t(dh)).sum()).backward()
-    errs = {"y": max_abs(y, yt), "h_n": max_abs(h, ht), "dx": max_abs(dx, xt.grad)}
-    if state is not None:
-        errs["dh0"] = max_abs(dh0, st.grad)
-    for name, p in layer.named_parameters():
-        errs["d" + name] = max_abs(p.grad, getattr(tl, name).grad)
-    return errs
-
-
 CONFIGS = [
     dict(num_layers=1, bidirectional=False),
     dict(num_layers=3, bidirectional=False),
@@ -116,17 +86,18 @@ CONFIGS = [
 @pytest.mark.parametrize("cfg", CONFIGS)
 @pytest.mark.parametrize("variant", ["plain", "lengths", "state", "lengths+state"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_against_torch(kind, dtype, tol, cfg, variant):
+@pytest.mark.parametrize("impl", ["reference", "auto"])
+def test_against_torch(kind, dtype, tol, cfg, variant, impl):
     rng = np.random.default_rng(1)
     B, T, I, H = 4, 7, 5, 6
-    layer, torch_cls = _make(kind, I, H, dtype=dtype, seed=3, **cfg)
+    layer, torch_cls = _make(kind, I, H, dtype=dtype, seed=3, impl=impl, **cfg)
     x = rng.standard_normal((B, T, I)).astype(dtype)
     lengths = np.array([7, 1, 4, 7]) if "lengths" in variant else None  # 1 and full length
     state = None
     if "state" in variant:
         LD = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
         state = rng.standard_normal((LD, B, H)).astype(dtype)
-    errs = _compare_with_torch(layer, torch_cls, x, lengths, state)
+    errs = compare_with_torch(layer, torch_cls, x, lengths, state)
     worst = max(errs, key=errs.get)
     assert errs[worst] < tol, (worst, errs[worst])
 
