@@ -4,7 +4,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LINT_DIRS := $(wildcard src tests benchmarks examples)
+LINT_DIRS := $(wildcard src tests benchmarks examples scripts)
 
 .PHONY: demo test lint clean bench
 
