@@ -1,15 +1,14 @@
-"""`longshort <command>`: argument parsing and printing live here only."""
+"""`longshort demo`: the forecaster on the bundled sunspot series."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .data import load_sunspots
-    from .models import Forecaster, ForecasterConfig
+    from ..data import load_sunspots
+    from ..models import Forecaster, ForecasterConfig
 
     years, values = load_sunspots()
     cfg = ForecasterConfig(epochs=args.epochs, seed=args.seed)
@@ -48,28 +47,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="longshort", description="LSTM networks on NumPy.")
-    sub = p.add_subparsers(dest="command", metavar="<command>")
+def register(sub) -> None:
+    """Add `longshort demo` to the subcommand parser."""
     d = sub.add_parser("demo", help="train an LSTM forecaster on bundled real data")
     d.add_argument("--epochs", type=int, default=150, help="training epochs (default 150)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.set_defaults(func=_demo)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    try:
-        return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"longshort: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

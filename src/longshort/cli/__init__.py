@@ -1,0 +1,42 @@
+"""`longshort <command>`: argument parsing and printing live in this package only.
+
+Each subcommand lives in its own module with a `register(subparsers)` function that adds its
+parser and sets `func`; `func(args)` returns the exit code. Errors a user can fix (bad files,
+columns, options) are raised as `UserError` or ValueError/KeyError/FileNotFoundError and printed as
+one line, exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order `longshort --help` lists them.
+COMMANDS = ["demo"]
+
+
+class UserError(Exception):
+    """A problem with the user's input or options: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="longshort", description="LSTM networks on NumPy.")
+    sub = p.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, KeyError, FileNotFoundError, IsADirectoryError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"longshort: error: {msg}", file=sys.stderr)
+        return 2
