@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.lstm import lstm_backward, lstm_forward, lstm_step
 from .recurrent import Recurrent
 
 
@@ -35,10 +34,10 @@ class LSTM(Recurrent):
     KIND = "lstm"
 
     def _op_forward(self, x, state, w, lengths, need_cache):
-        return lstm_forward(x, state, w, lengths, need_cache)
+        return self._kernel_ops()[0](x, state, w, lengths, need_cache)
 
     def _op_backward(self, dy, dstate, cache):
-        return lstm_backward(dy, dstate, cache)
+        return self._kernel_ops()[1](dy, dstate, cache)
 
     def gate_trace(self) -> list[dict[str, np.ndarray]]:
         """Per-step gates and cell states of the last forward pass, one dict per layer-direction.
@@ -49,6 +48,12 @@ class LSTM(Recurrent):
         """
         if self._ctx is None:
             raise RuntimeError("gate_trace() needs a forward pass with need_cache=True first")
+        if self.checkpoint_every is not None:
+            raise RuntimeError(
+                "gate_trace() needs every step's gates, but this LSTM keeps only checkpoints "
+                f"(checkpoint_every={self.checkpoint_every!r}); set layer.checkpoint_every = None "
+                "and run forward() again to record a trace"
+            )
         H = self.hidden_size
         out = []
         for cache in self._ctx[0]:
@@ -71,7 +76,8 @@ class LSTM(Recurrent):
         h, c = self._check_states(state, x_t.shape[0])
         h, c = h.copy(), c.copy()
         inp = x_t
+        step = self._kernel_ops()[2]
         for layer in range(self.num_layers):
-            (h[layer], c[layer]), _ = lstm_step(inp, (h[layer], c[layer]), self.weights(layer))
+            (h[layer], c[layer]), _ = step(inp, (h[layer], c[layer]), self.weights(layer))
             inp = h[layer]
         return inp, (h, c)

@@ -13,6 +13,14 @@ PyTorch state_dict loads by name.
 Between layers (not after the last), dropout with probability `dropout` is applied in training
 mode, as in PyTorch. The backward direction of a bidirectional layer reads each sequence reversed
 within its own length.
+
+Speed and memory options:
+    impl: "auto" (fused compiled kernels when available, else the NumPy reference), "reference",
+        or "fused" (an error if unavailable); see longshort.kernels.
+    checkpoint_every: None keeps every step for the backward pass; K (int) or "sqrt" keeps only
+        the state every K steps and recomputes each segment in backward(): the same gradients for
+        one extra forward pass, in memory that grows with T / K + K instead of T
+        (see longshort.kernels.checkpoint). gate_trace() needs checkpoint_every=None.
 """
 
 from __future__ import annotations
@@ -20,6 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as V
+from ..kernels import get_ops
+from ..kernels.checkpoint import (
+    CheckpointCache,
+    checkpointed_backward,
+    checkpointed_forward,
+    segment_length,
+)
 from ..ops.sequence import RecurrentWeights, reverse_padded
 from .init import init_recurrent
 from .module import Module, Parameter
@@ -47,6 +62,7 @@ class Recurrent(Module):
         forget_bias: float | None = None,
         chrono_t_max: float | None = None,
         impl: str = "auto",
+        checkpoint_every: int | str | None = None,
         seed: int | None = None,
     ):
         super().__init__()
@@ -64,6 +80,11 @@ class Recurrent(Module):
         self.num_layers, self.bidirectional = int(num_layers), bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.dropout, self.dtype, self.impl = float(dropout), np.dtype(dtype), impl
+        if checkpoint_every is not None:
+            segment_length(checkpoint_every, 1)  # validates: a positive int or "sqrt"
+        self.checkpoint_every = checkpoint_every
+        if impl == "fused":
+            get_ops(self.KIND, "fused")  # fail now, with the reason, not at the first forward
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
         rng = np.random.default_rng(seed)
@@ -86,6 +107,23 @@ class Recurrent(Module):
 
     def _op_backward(self, dy, dstate, cache):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _kernel_ops(self):
+        """(forward, backward, step) of this layer's kind for self.impl (see longshort.kernels)."""
+        return get_ops(self.KIND, self.impl)
+
+    def _run_forward(self, x, state, w, lengths, need_cache):
+        """_op_forward, through checkpointed segments when checkpoint_every is set."""
+        if need_cache and self.checkpoint_every is not None:
+            return checkpointed_forward(
+                self._op_forward, x, state, w, lengths, self.checkpoint_every
+            )
+        return self._op_forward(x, state, w, lengths, need_cache)
+
+    def _run_backward(self, dy, dstate, cache):
+        if isinstance(cache, CheckpointCache):
+            return checkpointed_backward(self._op_forward, self._op_backward, dy, dstate, cache)
+        return self._op_backward(dy, dstate, cache)
 
     # --- helpers --------------------------------------------------------------------------------
     def _suffix(self, layer: int, d: int) -> str:
@@ -112,6 +150,13 @@ class Recurrent(Module):
 
     def _pack_state(self, states):
         return states[0] if self.STATES == 1 else tuple(states)
+
+    def init_state(self, batch: int):
+        """Zero initial state for `batch` sequences, in the form forward() and step() take.
+
+        Returns (L*D, B, H) zeros, or for the LSTM a tuple (h0, c0) of them.
+        """
+        return self._pack_state(self._check_states(None, int(batch)))
 
     # --- forward and backward -------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None, need_cache: bool = True):
@@ -144,7 +189,7 @@ class Recurrent(Module):
             for d in range(D):
                 k = layer * D + d
                 xin = inp if d == 0 else reverse_padded(inp, lengths)
-                y, st, cache = self._op_forward(
+                y, st, cache = self._run_forward(
                     xin, tuple(s[k] for s in s0), self.weights(layer, d), lengths, need_cache
                 )
                 outs.append(y if d == 0 else reverse_padded(y, lengths))  # (B, T, H)
@@ -186,7 +231,7 @@ class Recurrent(Module):
                 dyd = None if dout is None else dout[..., d * H : (d + 1) * H]
                 if d == 1 and dyd is not None:
                     dyd = reverse_padded(dyd, lengths)
-                dx, dst, grads = self._op_backward(dyd, tuple(s[k] for s in ds_n), caches[k])
+                dx, dst, grads = self._run_backward(dyd, tuple(s[k] for s in ds_n), caches[k])
                 if d == 1:
                     dx = reverse_padded(dx, lengths)
                 din = dx if din is None else din + dx
