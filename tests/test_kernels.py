@@ -194,9 +194,11 @@ def test_dispatch():
         ls.nn.LSTM(2, 3, impl="fast")
 
 
-def test_missing_fused_kernels(monkeypatch, caplog):
+def test_missing_fused_kernels(monkeypatch, caplog, request):
     """'fused' is an error that says why; 'auto' falls back and logs it once."""
     monkeypatch.setattr(kernels, "_load_fused", lambda kind: (None, "Numba is not installed"))
+    kernels.get_ops.cache_clear()
+    request.addfinalizer(kernels.get_ops.cache_clear)
     with pytest.raises(RuntimeError, match="Numba is not installed.*impl='auto'"):
         kernels.get_lstm_ops("fused")
     with pytest.raises(RuntimeError, match="Numba is not installed"):
@@ -224,7 +226,7 @@ SCRIPT = textwrap.dedent(
     b, _, cb = ref.lstm_forward(x, s0, ref.LSTMWeights(*w), np.array([6, 0, 1, 3]))
     ga, gb = fused.lstm_backward(b, (None, None), ca), ref.lstm_backward(b, (None, None), cb)
     assert np.abs(a - b).max() < 1e-5 and np.abs(ga[2].w_hh - gb[2].w_hh).max() < 1e-5
-    print(_blas.BACKEND.split()[0], len(fused._forward_chunk.stats.cache_hits))
+    print(_blas.BACKEND.split()[0], len(fused._forward_one.stats.cache_hits))
     """
 )
 

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from longshort.models import SequenceModel, StepModel
 from longshort.nn import Module, Parameter
 from longshort.train import (
     ArrayBatches,
@@ -21,9 +20,11 @@ from longshort.train import (
     load_checkpoint,
     reset_state,
     save_checkpoint,
+    supervised_loss,
 )
 from longshort.train import checkpoint as ckpt_mod
 from longshort.train.checkpoint import rng_state_from_json, rng_state_to_json
+from train_models import SeqToOne, Stream
 
 
 def adding_problem(n, T, rng):
@@ -67,7 +68,7 @@ def test_learns_the_short_adding_problem(adding):
     train, val = adding
     chance = float(np.mean((val["y"] - train["y"].mean()) ** 2))  # always answer the mean
     cfg = TrainConfig(epochs=None, max_steps=300, lr=1e-2, val_every=100, schedule="cosine")
-    r = fit(SequenceModel(2, 16, seed=0), train, cfg, val_data=val)
+    r = fit(SeqToOne(2, 16, seed=0), train, cfg, val_data=val)
     assert r.stop_reason == "max_steps" and r.step == 300
     assert r.rows[-1]["val"] < 0.1 * chance  # chance is about 0.04
     assert r.sequences_seen == 9 * 1000 + 12 * 32  # 32 batches per epoch, the last of 8
@@ -77,9 +78,9 @@ def test_learns_the_short_adding_problem(adding):
 def test_same_seed_same_losses_other_seed_other_order(adding):
     train, _ = adding
     cfg = TrainConfig(epochs=None, max_steps=40, lr=1e-2, seed=3)
-    runs = [fit(SequenceModel(2, 8, seed=1), train, cfg).losses for _ in range(2)]
+    runs = [fit(SeqToOne(2, 8, seed=1), train, cfg).losses for _ in range(2)]
     assert runs[0] == runs[1]
-    other = fit(SequenceModel(2, 8, seed=1), train, cfg.replace(seed=4)).losses
+    other = fit(SeqToOne(2, 8, seed=1), train, cfg.replace(seed=4)).losses
     assert other != runs[0]
 
 
@@ -90,11 +91,15 @@ def _resume_setup(kind, init_seed=0):
         data = adding_problem(200, 8, rng)
         val = adding_problem(64, 8, rng)
         # two layers with dropout: the LSTM's own Generator must be restored too
-        model = SequenceModel(2, 8, seed=init_seed, num_layers=2, dropout=0.3)
+        model = SeqToOne(2, 8, seed=init_seed, num_layers=2, dropout=0.3)
         return model, ArrayBatches(data, 24), val
     data = StreamBatches.from_stream(echo_stream(3 * 97, 2, rng), lanes=3, bptt=5)  # 20 chunks
     val = StreamBatches.from_stream(echo_stream(2 * 30, 2, rng), lanes=2, bptt=6)
-    return StepModel(1, 8, seed=init_seed, dtype=np.float64), data, val
+    return Stream(1, 8, seed=init_seed, dtype=np.float64), data, val
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _strip(rows):
@@ -125,8 +130,7 @@ def test_resumed_run_is_bit_identical(tmp_path, kind):
     assert (second.best_val, second.best_step) == (ref.best_val, ref.best_step)
     for (name, a), b in zip(ref_model.state_dict().items(), cut_model.state_dict().values()):
         assert np.array_equal(a, b), name
-    files = [[json.loads(s) for s in open(d / "metrics.jsonl")] for d in (ref_dir, cut_dir)]
-    assert _strip(files[0]) == _strip(files[1])
+    assert _strip(_jsonl(ref_dir / "metrics.jsonl")) == _strip(_jsonl(cut_dir / "metrics.jsonl"))
 
 
 def test_resume_after_a_crash_between_checkpoints(tmp_path):
@@ -135,7 +139,7 @@ def test_resume_after_a_crash_between_checkpoints(tmp_path):
     data = ArrayBatches(adding_problem(100, 6, rng), 16)
     cfg = TrainConfig(epochs=3, lr=1e-2, checkpoint_every=5, log_every=2,
                       checkpoint_dir=str(tmp_path / "a"), metrics_path=str(tmp_path / "a.jsonl"))  # fmt: skip
-    ref = fit(SequenceModel(2, 6, seed=0), data, cfg)
+    ref = fit(SeqToOne(2, 6, seed=0), data, cfg)
 
     class Crash(BaseException):
         pass
@@ -149,22 +153,21 @@ def test_resume_after_a_crash_between_checkpoints(tmp_path):
     cfg_b = cfg.replace(checkpoint_dir=str(tmp_path / "b"), metrics_path=str(tmp_path / "b.jsonl"))
     dying = Dying(data.arrays, 16)
     with pytest.raises(Crash):
-        fit(SequenceModel(2, 6, seed=0), dying, cfg_b)
+        fit(SeqToOne(2, 6, seed=0), dying, cfg_b)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.safetensors")[1]["step"] == 10
-    rest = fit(SequenceModel(2, 6, seed=5), data, cfg_b)
+    rest = fit(SeqToOne(2, 6, seed=5), data, cfg_b)
     assert rest.losses == ref.losses[10:]
-    rows = [[json.loads(s) for s in open(tmp_path / f)] for f in ("a.jsonl", "b.jsonl")]
-    assert _strip(rows[0]) == _strip(rows[1])
+    assert _strip(_jsonl(tmp_path / "a.jsonl")) == _strip(_jsonl(tmp_path / "b.jsonl"))
 
 
 def test_resume_refuses_a_changed_data_order(tmp_path, adding):
     train, _ = adding
     cfg = TrainConfig(epochs=None, max_steps=3, checkpoint_dir=str(tmp_path))
-    fit(SequenceModel(2, 4), train, cfg)
+    fit(SeqToOne(2, 4), train, cfg)
     with pytest.raises(ValueError, match="batch_size: saved 32, now 16"):
-        fit(SequenceModel(2, 4), train, cfg.replace(max_steps=6, batch_size=16))
+        fit(SeqToOne(2, 4), train, cfg.replace(max_steps=6, batch_size=16))
     with pytest.raises(FileExistsError, match="resume=True"):
-        fit(SequenceModel(2, 4), train, cfg.replace(resume=False))
+        fit(SeqToOne(2, 4), train, cfg.replace(resume=False))
 
 
 # --- atomic checkpoint writes ---------------------------------------------------------------------
@@ -250,7 +253,7 @@ def test_a_real_divergence_is_reported(adding):
     train, _ = adding
     cfg = TrainConfig(epochs=1, optimizer="sgd", lr=1e6, clip_norm=None)
     with pytest.raises(TrainingDiverged, match=r"at step \d+"):
-        fit(SequenceModel(2, 8, seed=0, loss="mse"), {"x": train["x"] * 1e3, "y": train["y"]}, cfg)
+        fit(SeqToOne(2, 8, seed=0), {"x": train["x"] * 1e3, "y": train["y"]}, cfg)
 
 
 # --- early stopping -------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_early_stopping_restores_the_best_weights(adding):
         return script[len(seen) - 1]
 
     cfg = TrainConfig(epochs=None, max_steps=100, val_every=5, patience=3, lr=1e-2)
-    model = SequenceModel(2, 4, seed=0)
+    model = SeqToOne(2, 4, seed=0)
     r = fit(model, train, cfg, val_data=val)
     assert (r.stop_reason, r.step, r.best_val, r.best_step) == ("early_stopping", 25, 3.0, 10)
     for k, v in model.state_dict().items():
@@ -276,7 +279,7 @@ def test_chunks_with_carried_state_equal_the_whole_sequence():
     rng = np.random.default_rng(1)
     stream = {"x": rng.standard_normal((3 * 40, 2)), "y": np.zeros((3 * 40, 1))}
     batches = StreamBatches.from_stream(stream, lanes=3, bptt=7)  # 40 = 5 x 7 + 5: padded end
-    model = StepModel(2, 5, num_layers=2, dtype=np.float64, seed=0)
+    model = Stream(2, 5, num_layers=2, dtype=np.float64, seed=0)
     whole, _ = model.forward(stream["x"].reshape(3, 40, 2))  # (3, 40, 1)
     outs, state = [], None
     for j in range(len(batches)):
@@ -294,7 +297,7 @@ def test_state_resets_where_a_sequence_ends():
     seqs = [rng.standard_normal((t, 2)) for t in (10, 5, 13)]
     b = StreamBatches({"x": seqs, "y": [np.zeros((len(s), 1)) for s in seqs]}, lanes=1, bptt=4)
     assert len(b) == 3 + 2 + 4 and b.starts[0].nonzero()[0].tolist() == [0, 3, 5]
-    model = StepModel(2, 6, dtype=np.float64, seed=0)
+    model = Stream(2, 6, dtype=np.float64, seed=0)
     outs, state = [], None
     for j in range(len(b)):
         batch = b.batch(0, j)
@@ -311,7 +314,7 @@ def test_the_loop_carries_detached_state_and_zeroes_reset_rows():
     data = StreamBatches({"x": seqs, "y": seqs}, lanes=2, bptt=4)
     got = []
 
-    class Spy(StepModel):
+    class Spy(Stream):
         def loss(self, batch, state=None):
             out = super().loss(batch, state)
             got.append((batch["reset"].copy(), state, out.state))
@@ -341,7 +344,7 @@ def test_stateful_training_uses_memory_across_chunks():
     stream = echo_stream(8 * 160, 3, rng)  # the target is 3 steps back; chunks are 4 long
     losses = {}
     for name, cls in (("carried", StreamBatches), ("reset", NoCarry)):
-        r = fit(StepModel(1, 12, seed=0), cls.from_stream(stream, 8, 4), cfg)
+        r = fit(Stream(1, 12, seed=0), cls.from_stream(stream, 8, 4), cfg)
         losses[name] = np.mean([v for _, v in r.losses[-20:]])
     # without the carried state 3 of every 4 targets are unpredictable (variance 1): loss ~0.75
     assert losses["carried"] < 0.25 < 0.6 < losses["reset"]
@@ -360,14 +363,14 @@ def test_metrics_log_and_progress_bar(tmp_path, adding, capsys):
     train, val = adding
     path = tmp_path / "m.jsonl"
     cfg = TrainConfig(epochs=1, batch_size=100, log_every=3, metrics_path=str(path))
-    fit(SequenceModel(2, 4), train, cfg, val_data=val)
+    fit(SeqToOne(2, 4), train, cfg, val_data=val)
     rows = [json.loads(s) for s in path.read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 6, 9, 10]
     keys = {"step", "epoch", "loss", "val", "lr", "seconds", "sequences_seen", "grad_norm"}
     assert keys <= set(rows[0]) and rows[-1]["val"] is not None and rows[0]["val"] is None
     assert rows[-1]["sequences_seen"] == 1000 and rows[-1]["epoch"] == 1.0
     assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest: no bar
-    fit(SequenceModel(2, 4), train, cfg.replace(metrics_path=None, progress=True))
+    fit(SeqToOne(2, 4), train, cfg.replace(metrics_path=None, progress=True))
     assert "10/10" in capsys.readouterr().err
 
 
@@ -376,8 +379,67 @@ def test_trainer_contract_errors(adding):
     with pytest.raises(TypeError, match=r"no loss\(batch\) method"):
         Trainer(Module(), train)
     with pytest.raises(ValueError, match="needs validation data"):
-        Trainer(SequenceModel(2, 4), train, TrainConfig(patience=2))
-    t = Trainer(SequenceModel(2, 4), train, TrainConfig(epochs=None, max_steps=2))
+        Trainer(SeqToOne(2, 4), train, TrainConfig(patience=2))
+    t = Trainer(SeqToOne(2, 4), train, TrainConfig(epochs=None, max_steps=2))
     assert t.fit().step == 2
     with pytest.raises(RuntimeError, match="build a new Trainer"):
         t.fit()
+    with pytest.raises(ValueError, match="loss kind must be one of"):
+        supervised_loss(np.zeros(2), np.zeros(2), lambda d: None, kind="hinge")
+
+
+def test_lr_schedules_step_and_plateau(adding):
+    train, _ = adding
+    cfg = TrainConfig(epochs=None, max_steps=7, lr=0.01, schedule="step", lr_step_size=3,
+                      lr_gamma=0.5, log_every=1)  # fmt: skip
+    r = fit(SeqToOne(2, 4), train, cfg)
+    assert [row["lr"] for row in r.rows] == [0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025]
+    cfg = cfg.replace(schedule="plateau", plateau_patience=1, val_every=2, max_steps=10)
+    r = fit(SeqToOne(2, 4), train, cfg, val_data=lambda m: 1.0)  # never improves
+    assert [row["lr"] for row in r.rows if row["val"] is not None] == [
+        0.01,
+        0.01,
+        0.005,
+        0.005,
+        0.0025,
+    ]
+
+
+def test_an_early_stopped_run_stays_stopped_on_resume(tmp_path, adding):
+    train, _ = adding
+    script = iter([3.0, 2.0, 4.0, 5.0])
+    cfg = TrainConfig(epochs=None, max_steps=50, val_every=2, patience=2,
+                      checkpoint_dir=str(tmp_path))  # fmt: skip
+    first_model = SeqToOne(2, 4)
+    first = fit(first_model, train, cfg, val_data=lambda m: next(script))
+    assert (first.stop_reason, first.step, first.best_step) == ("early_stopping", 8, 4)
+    model = SeqToOne(2, 4, seed=3)
+    again = fit(model, train, cfg.replace(max_steps=100), val_data=lambda m: 0.0)
+    assert (again.stop_reason, again.step, again.losses) == ("early_stopping", 8, [])
+    for a, b in zip(model.state_dict().values(), first_model.state_dict().values()):
+        assert np.array_equal(a, b)  # the best weights, from the checkpoint
+
+
+def test_time_budget_and_validation_every_n_epochs(adding):
+    train, val = adding
+    r = fit(SeqToOne(2, 4), train, TrainConfig(epochs=None, max_seconds=0.05))
+    assert r.stop_reason == "max_seconds" and r.step >= 1 and r.seconds >= 0.05
+    cfg = TrainConfig(epochs=4, batch_size=250, val_every_epochs=2, log_every=100)
+    r = fit(SeqToOne(2, 4), train, cfg, val_data=val)
+    assert [(row["step"], row["epoch"]) for row in r.rows if row["val"] is not None] == [
+        (8, 2.0),
+        (16, 4.0),
+    ]
+
+
+def test_stop_from_a_metrics_callback(adding):
+    train, _ = adding
+    holder = {}
+
+    def on_row(row):
+        if row["step"] == 6:
+            holder["t"].stop("target reached")
+
+    t = holder["t"] = Trainer(SeqToOne(2, 4), train, TrainConfig(log_every=3), on_row=on_row)
+    r = t.fit()
+    assert (r.stop_reason, r.step, len(r.losses)) == ("target reached", 6, 6)

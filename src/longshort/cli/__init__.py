@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `longshort --help` lists them.
-COMMANDS = ["demo"]
+COMMANDS = ["demo", "export", "forecast", "lab", "inspect", "text", "classify"]
 
 
 class UserError(Exception):

@@ -3,9 +3,12 @@
     <dir>/config.json          {"format": "longshort-model-1", "model": {"class": ..., "config": ...}}
     <dir>/model.safetensors    state_dict arrays by PyTorch-style name ("layers.0.weight_ih_l0")
 
-The JSON names a class from `CLASSES` and its constructor arguments (nested for stacks), plus any
-plain-number state a model keeps outside its parameters (the forecaster's mean and std). Nothing is
-pickled, so loading a file runs no code from it; only NumPy and safetensors are needed.
+The JSON names a class (LSTM, GRU, RNN, Linear, RecurrentStack, SequenceModel) and its
+constructor arguments, nested for stacks. Nothing is pickled, so loading a file runs no code from
+it; only NumPy and safetensors are needed.
+
+Application models that save themselves in the same two files with their own "format"
+(`APP_FORMATS`: the classifier, the forecaster) are loaded by `load` through their own `load`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ FORMAT = "longshort-model-1"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 RECURRENT = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+# Other formats written as config.json + model.safetensors: format -> (module, class with .load).
+APP_FORMATS = {
+    "longshort-classifier-1": ("..models.classifier", "SequenceClassifier"),
+    "longshort-forecaster-1": ("..models.forecaster", "Forecaster"),
+}
 
 
 def _recurrent_config(m: Recurrent) -> dict:
@@ -53,19 +61,20 @@ def describe(model: Module) -> dict:
         return {"class": kind, "config": _recurrent_config(model)}
     if type(model) is Linear:
         c = {"in_features": model.in_features, "out_features": model.out_features}
-        return {"class": kind, "config": c | {"bias": model.bias is not None, "dtype": model.dtype.name}}
+        return {
+            "class": kind,
+            "config": c | {"bias": model.bias is not None, "dtype": model.dtype.name},
+        }
     if type(model) is RecurrentStack:
         head = None if model.head is None else describe(model.head)
         layers = [describe(m) for m in model.layers]
         return {"class": kind, "config": {"layers": layers, "head": head, "readout": model.readout}}
-    if kind in ("SequenceModel", "Forecaster") and hasattr(model, "config"):
-        desc = {"class": kind, "config": model.config.to_dict()}
-        if kind == "Forecaster":
-            desc["state"] = {"mean": float(model.mean), "std": float(model.std)}
-        return desc
+    if kind == "SequenceModel":
+        return {"class": kind, "config": model.config.to_dict()}
+    hint = " (it has its own save(directory))" if hasattr(model, "save") else ""
     raise TypeError(
-        f"cannot save a {kind}: longshort.io saves LSTM, GRU, RNN, Linear, RecurrentStack, "
-        "SequenceModel and Forecaster"
+        f"cannot save a {kind}{hint}: longshort.io.save takes LSTM, GRU, RNN, Linear, "
+        "RecurrentStack and SequenceModel"
     )
 
 
@@ -87,14 +96,9 @@ def build(desc: dict) -> Module:
         from ..models.sequence_model import SequenceModel, SequenceModelConfig
 
         return SequenceModel(SequenceModelConfig.from_dict(cfg))
-    if kind == "Forecaster":
-        from ..models import Forecaster, ForecasterConfig
-
-        model = Forecaster(ForecasterConfig.from_dict(cfg))
-        state = desc.get("state", {})
-        model.mean, model.std = float(state.get("mean", 0.0)), float(state.get("std", 1.0))
-        return model
-    raise ValueError(f"unknown model class {kind!r} in the saved config; was it saved by longshort?")
+    raise ValueError(
+        f"unknown model class {kind!r} in the saved config; was it saved by longshort?"
+    )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -117,8 +121,8 @@ def save(model: Module, directory: str | os.PathLike) -> Path:
     return d
 
 
-def load(directory: str | os.PathLike, impl: str | None = None) -> Module:
-    """Read a model written by `save`, in eval mode.
+def load(directory: str | os.PathLike, impl: str | None = None):
+    """Read a model written by `save` (or by an application model's own save), in eval mode.
 
     Args:
         directory: the model directory. impl: if given, "auto", "reference" or "fused" for every
@@ -129,8 +133,12 @@ def load(directory: str | os.PathLike, impl: str | None = None) -> Module:
         ValueError: not a longshort model directory, or an unknown format.
         KeyError: the weights do not match the architecture (names the keys and shapes).
     """
+    import importlib
+
     from safetensors.numpy import load_file
 
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
     d = Path(directory)
     cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
     for p in (cfg_path, w_path):
@@ -143,18 +151,31 @@ def load(directory: str | os.PathLike, impl: str | None = None) -> Module:
         meta = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{cfg_path} is not a {FORMAT} config (format={meta.get('format')!r})")
-    if impl is not None and impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
-    model = build(meta["model"])
-    model.load_state_dict(load_file(str(w_path)))
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt in APP_FORMATS:
+        mod, cls = APP_FORMATS[fmt]
+        model = getattr(importlib.import_module(mod, __package__), cls).load(d)
+    elif fmt == FORMAT:
+        model = build(meta["model"])
+        model.load_state_dict(load_file(str(w_path)))
+        model.eval()
+    else:
+        known = ", ".join([FORMAT, *APP_FORMATS])
+        raise ValueError(f"{cfg_path} has format {fmt!r}; longshort.io.load reads {known}")
     if impl is not None:
-        for m in model.modules():
-            if isinstance(m, Recurrent):
-                if impl == "fused":
-                    from ..kernels import get_ops
+        _set_impl(model, impl)
+    return model
 
-                    get_ops(m.KIND, "fused")  # raises with the reason when unavailable
-                m.impl = impl
-    return model.eval()
+
+def _set_impl(model, impl: str) -> None:
+    """Point every recurrent layer of `model` (or of its `.net`) at `impl`."""
+    root = model if isinstance(model, Module) else getattr(model, "net", None)
+    if not isinstance(root, Module):
+        return
+    for m in root.modules():
+        if isinstance(m, Recurrent):
+            if impl == "fused":
+                from ..kernels import get_ops
+
+                get_ops(m.KIND, "fused")  # raises with the reason when unavailable
+            m.impl = impl

@@ -56,6 +56,7 @@ def fused_available(kind: str = "lstm") -> bool:
     return _load_fused(kind)[0] is not None
 
 
+@functools.cache
 def get_ops(kind: str, impl: str = "auto"):
     """(forward, backward, step) for `kind` in KINDS and `impl` in IMPLS.
 

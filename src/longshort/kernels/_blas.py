@@ -158,18 +158,33 @@ sgemv = types.ExternalFunction("longshort_sgemv", SIGS["sgemv"])
 dgemv = types.ExternalFunction("longshort_dgemv", SIGS["dgemv"])
 
 
-def set_blas_threads(n: int) -> None:
-    """Set NumPy's OpenBLAS thread count (no-op when the symbol is missing)."""
-    for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_"):
-        fn = getattr(_LIB, name, None) if _LIB is not None else None
-        if fn is not None:
-            fn(ctypes.c_int(n))
-            return
+def _thread_symbols() -> dict[str, int]:
+    """Addresses of OpenBLAS's get/set thread count, or compiled stand-ins (1 thread, no-op)."""
+    out = {}
+    for key, names in (
+        ("get_threads", ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                         "openblas_get_num_threads")),
+        ("set_threads", ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                         "openblas_set_num_threads")),
+    ):  # fmt: skip
+        for name in names:
+            fn = getattr(_LIB, name, None) if _LIB is not None else None
+            if fn is not None:
+                out[key] = ctypes.cast(fn, ctypes.c_void_p).value
+                break
+    if len(out) < 2:
+        from numba import cfunc
+
+        out["get_threads"] = cfunc(types.int32())(lambda: 1).address
+        out["set_threads"] = cfunc(types.void(types.int32))(lambda n: None).address
+    return out
 
 
-def get_blas_threads() -> int:
-    for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_"):
-        fn = getattr(_LIB, name, None) if _LIB is not None else None
-        if fn is not None:
-            return int(fn())
-    return 1
+for _name, _addr in _thread_symbols().items():
+    llvm.add_symbol("longshort_blas_" + _name, _addr)
+
+# Called from inside the kernels: the loops' small GEMMs run single-threaded in the calling
+# thread (waking OpenBLAS's pool for each cost ~160 us a step, and its spinning threads take the
+# core that the other batch chunk runs on); the count is restored on the way out.
+get_threads = types.ExternalFunction("longshort_blas_get_threads", types.int32())
+set_threads = types.ExternalFunction("longshort_blas_set_threads", types.void(types.int32))

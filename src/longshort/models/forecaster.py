@@ -1,41 +1,76 @@
-"""Next-step forecaster: an LSTM reads a window of the series, a linear head predicts the next value.
+"""Forecaster: a global LSTM quantile forecaster for tables of time series.
 
-    x (B, W, F) --LSTM--> y (B, W, H) --last step--> (B, H) --Linear--> (B, 1)
+    x (B, C, I) --LSTM--> h_C (B, Hd) --[h_C, extra]--> Linear --> (B, S, Q) quantiles
 
-The series is split in time: train | validation | test (the last `test_fraction`). It is
-standardised with the training part's mean and standard deviation; training is Adam on the MSE with
-gradient clipping, keeping the weights of the epoch with the best validation error. The test part
-is never seen during training or model selection; it is scored one step ahead beside two
-baselines fitted on the training part only: persistence y_hat[t] = y[t-1], and a linear
-autoregression AR(W) on the same window, by least squares.
+The LSTM reads the C context steps (scaled target minus the window's level, past-only covariates,
+known-future covariates and calendar features); a linear head reads its last hidden state together
+with the context values themselves and the known-future features of the S output steps (a linear
+"highway", as in LSTNet, so the seasonal lags reach the output directly). S = H for the direct
+strategy (one head for all steps), S = 1 for the recursive one (the median is fed back H times).
+The loss is the pinball loss over the quantile levels; after training, the outermost quantiles are
+widened (or narrowed) per horizon step by conformal offsets measured on the validation windows
+(conformalised quantile regression, Romano et al. 2019), so the interval covers its nominal share.
+See longshort.forecast.features for the windows and the scaling.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from ..data.windows import make_windows, train_val_split
 from ..nn import LSTM, Linear, Module
-from ..ops.losses import mse_backward, mse_forward
-from ..optim import Adam, clip_grad_norm
+from ..ops.losses import pinball_backward, pinball_forward
+from ..train import LossOutput, TrainConfig, fit
+
+FORMAT = "longshort-forecaster-1"
 
 
 @dataclass
 class ForecasterConfig:
-    window: int = 20
+    """Architecture, strategy and training budget; round-trips through JSON (see Forecaster)."""
+
+    horizon: int = 12
+    context: int = 48
     hidden_size: int = 32
     num_layers: int = 1
-    epochs: int = 150
-    batch_size: int = 32
-    lr: float = 5e-3
-    clip: float = 1.0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.2
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    strategy: str = "direct"  # "direct" | "recursive"
+    calendar: bool = False
+    season: int | None = None  # None = detected
+    freq: str | int | None = None  # None = inferred
+    dropout: float = 0.0
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    max_seconds: float | None = None
+    patience: int | None = 6
+    val_fraction: float = 0.1
+    stride: int = 1
+    calibrate: bool = True
     seed: int = 0
+    columns: dict = field(default_factory=dict)  # set by fit
+
+    def __post_init__(self) -> None:
+        self.quantiles = tuple(float(q) for q in self.quantiles)
+        if self.strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy must be 'direct' or 'recursive', got {self.strategy!r}")
+        for name in ("horizon", "context", "hidden_size", "num_layers", "epochs", "stride"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
+            raise ValueError(f"quantiles must lie in (0, 1), got {list(self.quantiles)}")
+        if list(self.quantiles) != sorted(set(self.quantiles)):
+            raise ValueError(f"quantiles must be increasing, got {list(self.quantiles)}")
+
+    @property
+    def steps(self) -> int:
+        return self.horizon if self.strategy == "direct" else 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,105 +84,147 @@ class ForecasterConfig:
         return cls(**d)
 
 
-class Forecaster(Module):
-    """LSTM + Linear next-step predictor for a univariate series."""
+class ForecastNet(Module):
+    """LSTM encoder + linear head on [h_C, extra]; see the module docstring for the shapes."""
 
-    def __init__(self, config: ForecasterConfig | None = None):
+    def __init__(self, n_inputs: int, n_extra: int, steps: int, n_quantiles: int,
+                 hidden_size: int, num_layers: int, dropout: float = 0.0, seed: int = 0):  # fmt: skip
         super().__init__()
-        self.config = config or ForecasterConfig()
-        c = self.config
-        self.lstm = LSTM(1, c.hidden_size, c.num_layers, dtype=np.float64, seed=c.seed)
-        self.head = Linear(c.hidden_size, 1, dtype=np.float64, seed=c.seed + 1)
-        self.mean, self.std = 0.0, 1.0
+        self.dims = (n_inputs, n_extra, steps, n_quantiles, hidden_size, num_layers)
+        self.lstm = LSTM(n_inputs, hidden_size, num_layers, dropout=dropout, seed=seed)
+        self.head = Linear(hidden_size + n_extra, steps * n_quantiles, seed=seed + 1)
+        self.quantiles = np.zeros(n_quantiles, np.float32)
+        self._shape = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (B, W, 1) standardised -> (B, 1) standardised next value."""
-        y, _ = self.lstm(x)  # (B, W, H)
-        self._steps = y.shape[1]
-        return self.head(y[:, -1])  # (B, 1)
+    def forward(self, x: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        """x (B, C, I), extra (B, E) -> quantiles (B, S, Q) in scaled units, relative to the level."""
+        y, _ = self.lstm(x)  # (B, C, Hd)
+        self._shape = y.shape
+        out = self.head(np.concatenate([y[:, -1], extra], axis=1))  # (B, S * Q)
+        return out.reshape(len(x), self.dims[2], self.dims[3])  # (B, S, Q)
 
     def backward(self, dout: np.ndarray) -> None:
-        dlast = self.head.backward(dout)  # (B, H)
-        dy = np.zeros((dlast.shape[0], self._steps, dlast.shape[1]), dlast.dtype)  # (B, W, H)
-        dy[:, -1] = dlast
+        B, C, Hd = self._shape
+        dcat = self.head.backward(dout.reshape(B, -1))  # (B, Hd + E)
+        dy = np.zeros((B, C, Hd), np.float32)
+        dy[:, -1] = dcat[:, :Hd]
         self.lstm.backward(dy)
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Raw-scale windows (B, W) or (B, W, 1) -> raw-scale next values (B,)."""
-        w = np.asarray(windows, np.float64)
-        w = w[..., None] if w.ndim == 2 else w
-        out = self.forward((w - self.mean) / self.std)  # (B, 1)
-        return out[:, 0] * self.std + self.mean
+    def loss(self, batch: dict) -> LossOutput:
+        """Pinball loss of batch {"x", "extra", "y" (B, S), "mask" (B, S)} (training contract)."""
+        pred = self.forward(batch["x"], batch["extra"])
+        value, cache = pinball_forward(pred, batch["y"], self.quantiles, batch["mask"])
+        return LossOutput(value, lambda: self.backward(pinball_backward(cache)))
 
-    def splits(self, n: int) -> tuple[int, int]:
-        """Start indices of the validation and test parts of a length-n series."""
+
+class Forecaster:
+    """Quantile forecasts of one or many series from a table (scikit-learn-like).
+
+    Example:
+        >>> f = Forecaster(horizon=24, context=96, calendar=True).fit(df, time="ts", target="load")
+        >>> f.predict(df)          # id, time, forecast (median), q0.1, q0.5, q0.9
+        >>> f.backtest(df, folds=5).metrics["models"]["lstm"]["mase"]
+        >>> f.save("model/"); Forecaster.load("model/")
+
+    Args: see ForecasterConfig (keywords). After `fit`: `freq`, `season`, `scalers` (per series),
+    `offsets` (conformal widening per step, scaled units), `net`, `fit_seconds`.
+    """
+
+    def __init__(self, horizon: int = 12, context: int = 48, **options):
+        self.config = ForecasterConfig(horizon=horizon, context=context, **options)
+        self.net: ForecastNet | None = None
+        self.freq, self.season, self.scalers, self.offsets = None, 1, {}, None
+        self.fit_seconds, self.train_result = 0.0, None
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return self.config.quantiles
+
+    def fit(self, df, time: str, target: str, id: str | None = None,
+            covariates: list[str] | None = None, future_covariates: list[str] | None = None):  # fmt: skip
+        """Train on every row with a target; `covariates` are past-only, `future_covariates`
+        known in advance (their future values are needed by `predict`). Returns self."""
+        from ..forecast.prepare import prepare
+
+        cols = {"time": time, "target": target, "id": id,
+                "covariates": list(covariates or []), "future_covariates": list(future_covariates or [])}  # fmt: skip
+        series, freq = prepare(df, time, target, id, cols["covariates"], cols["future_covariates"],
+                               self.config.freq)  # fmt: skip
+        return self.fit_series(series, freq, cols)
+
+    def fit_series(self, series: list, freq, columns: dict):
+        """`fit` on already prepared Series (longshort.forecast.prepare)."""
+        from ..forecast.baselines import detect_season
+        from ..forecast.training import build_training, calibrate
+
         c = self.config
-        test = train_val_split(n, c.test_fraction)
-        val = test - int(round(n * c.val_fraction))
-        if val <= c.window + 1 or test - val < 1 or n - test < 1:
-            raise ValueError(
-                f"a series of {n} values is too short for window={c.window} with "
-                f"val_fraction={c.val_fraction} and test_fraction={c.test_fraction}"
-            )
-        return val, test
+        c.columns, self.freq = dict(columns), freq
+        self.season = c.season or detect_season(series[0].y[: series[0].n_hist], freq)
+        train, val, self.scalers = build_training(series, c, freq)
+        self.net = ForecastNet(train["x"].shape[2], train["extra"].shape[1], c.steps,
+                               len(c.quantiles), c.hidden_size, c.num_layers, c.dropout, c.seed)  # fmt: skip
+        self.net.quantiles = np.asarray(c.quantiles, np.float32)
+        cfg = TrainConfig(epochs=c.epochs, max_seconds=c.max_seconds, batch_size=c.batch_size,
+                          lr=c.lr, seed=c.seed, patience=c.patience if val else None,
+                          log_every=10**9, progress=False)  # fmt: skip
+        t0 = time.perf_counter()
+        self.train_result = fit(self.net, train, cfg, val_data=val or None)
+        self.net.eval()
+        self.offsets = calibrate(self, series) if c.calibrate else None
+        self.fit_seconds = time.perf_counter() - t0
+        return self
 
-    def fit(self, series: np.ndarray, on_epoch: Callable[[dict], None] | None = None) -> dict:
-        """Train on a 1-D series; returns the test report (see `evaluate`)."""
+    def _check_fitted(self) -> None:
+        if self.net is None:
+            raise ValueError("the forecaster is not fitted; call fit(df, ...) or load(dir) first")
+
+    def predict(self, df):
+        """Forecasts of the `horizon` steps after the last target of each series in `df` (same
+        columns as in fit; rows after the last target carry the known-future covariates).
+        Returns a DataFrame: [id,] time, forecast (the median), q<level> per quantile."""
+        from ..forecast.predict import predict_frame
+
+        self._check_fitted()
+        return predict_frame(self, df)
+
+    def backtest(self, df, folds: int = 3, step: int | None = None, **columns):
+        """Rolling-origin evaluation against the baselines (longshort.forecast.backtest); the
+        model is refitted on the data before the first origin. Column names default to those of
+        the last fit."""
+        from ..forecast.backtest import backtest
+
+        return backtest(self, df, folds, step, **columns)
+
+    def save(self, directory) -> Path:
+        """Write config.json (settings, scalers, offsets) and model.safetensors; no pickle."""
+        from ..forecast.predict import save_forecaster
+
+        self._check_fitted()
+        return save_forecaster(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory) -> Forecaster:
+        """Read a forecaster written by `save`."""
+        from ..forecast.predict import load_forecaster
+
+        return load_forecaster(cls, Path(directory))
+
+    def __repr__(self) -> str:
         c = self.config
-        s = np.asarray(series, np.float64)
-        if s.ndim != 1:
-            raise ValueError(f"Forecaster expects a 1-D series, got shape {s.shape}")
-        val, test = self.splits(len(s))
-        self.mean, self.std = float(s[:val].mean()), float(s[:val].std() + 1e-12)
-        X, Y = make_windows((s - self.mean) / self.std, c.window)  # (M, W, 1), (M, 1)
-        n_train = val - c.window  # windows whose target lies in the training part
-        Xtr, Ytr = X[:n_train], Y[:n_train]
-        opt = Adam(self.parameters(), lr=c.lr)
-        rng = np.random.default_rng(c.seed)
-        best, best_state = np.inf, self.state_dict()
-        for epoch in range(c.epochs):
-            self.train()
-            order = rng.permutation(n_train)
-            total = 0.0
-            for a in range(0, n_train, c.batch_size):
-                idx = order[a : a + c.batch_size]
-                self.zero_grad()
-                loss, cache = mse_forward(self.forward(Xtr[idx]), Ytr[idx])
-                self.backward(mse_backward(cache))
-                clip_grad_norm(self.parameters(), c.clip)
-                opt.step()
-                total += loss * len(idx)
-            val_rmse = self.evaluate(s, val, test)["rmse"]
-            if val_rmse < best:
-                best, best_state = val_rmse, self.state_dict()
-            if on_epoch is not None:
-                on_epoch({"epoch": epoch + 1, "train_mse": total / n_train, "val_rmse": val_rmse})
-        self.load_state_dict(best_state)
-        return self.evaluate(s, test, len(s))
-
-    def evaluate(self, series: np.ndarray, start: int, stop: int) -> dict:
-        """One-step-ahead errors on series[start:stop] for the model and the two baselines."""
-        self.eval()
-        s = np.asarray(series, np.float64)
-        w = self.config.window
-        X, _ = make_windows(s[:stop], w)  # X[m] predicts s[m + w]
-        truth = s[start:stop]
-        preds = {
-            "lstm": self.predict(X[start - w :]),
-            "naive": s[start - 1 : stop - 1],
-            "ar": _ar_forecast(s, w, self.splits(len(s))[0], X[start - w :]),
-        }
-        out = {"n": int(len(truth))}
-        for k, p in preds.items():
-            pre = "" if k == "lstm" else k + "_"
-            out[pre + "rmse"] = float(np.sqrt(np.mean((p - truth) ** 2)))
-            out[pre + "mae"] = float(np.mean(np.abs(p - truth)))
-        return out
+        return (f"Forecaster(horizon={c.horizon}, context={c.context}, hidden_size={c.hidden_size}, "
+                f"strategy={c.strategy!r}, quantiles={list(c.quantiles)})")  # fmt: skip
 
 
-def _ar_forecast(s: np.ndarray, w: int, train_end: int, windows: np.ndarray) -> np.ndarray:
-    """Linear AR(w) with intercept, least squares on targets before train_end; windows (M, W, 1)."""
-    X, Y = make_windows(s[:train_end], w)  # (M', W, 1), (M', 1)
-    A = np.concatenate([X[..., 0], np.ones((len(X), 1))], axis=1)  # (M', W + 1)
-    coef, *_ = np.linalg.lstsq(A, Y[:, 0], rcond=None)
-    return np.concatenate([windows[..., 0], np.ones((len(windows), 1))], axis=1) @ coef
+def _json_default(o):
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def dumps(d: dict) -> str:
+    """JSON for the saved config (NumPy scalars as numbers)."""
+    return json.dumps(d, indent=2, default=_json_default)

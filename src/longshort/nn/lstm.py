@@ -67,17 +67,34 @@ class LSTM(Recurrent):
         """One streaming step through every layer: x_t (B, I) -> y_t (B, H), new (h, c).
 
         Unidirectional only (a backward direction needs the whole sequence). No dropout.
+        A state that is already a tuple of (L, B, H) arrays of the layer's dtype (as step()
+        returns it) is used as is, without a copy or a scan for NaN: a step is mostly overhead.
         """
         if self.bidirectional:
             raise ValueError("step() is for unidirectional LSTMs; run forward() on whole sequences")
         x_t = np.asarray(x_t, dtype=self.dtype)
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
             raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
-        h, c = self._check_states(state, x_t.shape[0])
-        h, c = h.copy(), c.copy()
-        inp = x_t
+        L, B = self.num_layers, x_t.shape[0]
+        shape = (L, B, self.hidden_size)
+        if (
+            isinstance(state, tuple)
+            and len(state) == 2
+            and all(
+                isinstance(s, np.ndarray) and s.shape == shape and s.dtype == self.dtype
+                for s in state
+            )
+        ):
+            h, c = state
+        else:
+            h, c = self._check_states(state, B)
         step = self._kernel_ops()[2]
-        for layer in range(self.num_layers):
-            (h[layer], c[layer]), _ = step(inp, (h[layer], c[layer]), self.weights(layer))
-            inp = h[layer]
-        return inp, (h, c)
+        hs, cs, inp = [], [], x_t
+        for layer in range(L):
+            (h_l, c_l), _ = step(inp, (h[layer], c[layer]), self.weights(layer))  # (B, H) each
+            hs.append(h_l)
+            cs.append(c_l)
+            inp = h_l
+        if L == 1:
+            return inp, (hs[0][None], cs[0][None])  # (1, B, H)
+        return inp, (np.stack(hs), np.stack(cs))  # (L, B, H)

@@ -174,6 +174,7 @@ class Recurrent(Module):
         B, T, _ = x.shape
         lengths = V.check_lengths(lengths, B, T)
         s0 = self._check_states(state, B)
+        self._ctx = None  # free the last pass's caches first: peak memory is one pass, not two
         D = self.num_directions
         s_n = tuple(np.empty_like(s) for s in s0)  # each (L*D, B, H)
         caches, drop_masks = [], []

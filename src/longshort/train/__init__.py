@@ -4,7 +4,8 @@ from .batches import ArrayBatches, StreamBatches, detach_state, reset_state
 from .callbacks import TrainingDiverged
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .loop import LossOutput, Trainer, TrainResult, fit
+from .contract import LossOutput, supervised_loss
+from .loop import Trainer, TrainResult, fit
 
 __all__ = [
     "ArrayBatches",
@@ -19,4 +20,5 @@ __all__ = [
     "load_checkpoint",
     "reset_state",
     "save_checkpoint",
+    "supervised_loss",
 ]

@@ -6,7 +6,9 @@ Budget: training stops at whichever comes first of `epochs`, `max_steps` (optimi
 Schedules (`schedule`): "step" multiplies lr by `lr_gamma` every `lr_step_size` optimiser steps;
 "cosine" anneals lr to `lr_min` over `lr_t_max` steps (default: the step budget, `max_steps` or
 `epochs` x batches per epoch); "plateau" multiplies lr by `lr_gamma` after `plateau_patience`
-validations without improvement (needs validation data).
+validations without improvement (needs validation data). The schedule's state is checkpointed,
+so a resumed run keeps the period it started with: set `lr_t_max` when you may resume with a
+larger `max_steps`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class TrainConfig:
         optimizer, lr, weight_decay, momentum: the optimiser built when `fit` is not given one.
         schedule, lr_step_size, lr_gamma, lr_t_max, lr_min, plateau_patience: the lr schedule.
         clip_norm: clip gradients to this global L2 norm; None = no clipping.
-        val_every: validate every this many optimiser steps; 0 = at the end of each epoch.
+        val_every: validate every this many optimiser steps; 0 = at the end of every
+            `val_every_epochs`-th epoch instead.
         patience: stop after this many validations without an improvement larger than
             `min_delta`; None = no early stopping. restore_best: load the best-validation weights
             when training ends.
@@ -67,6 +70,7 @@ class TrainConfig:
     plateau_patience: int = 5
     clip_norm: float | None = 1.0
     val_every: int = 0
+    val_every_epochs: int = 1
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
@@ -84,7 +88,7 @@ class TrainConfig:
         if self.epochs is None and self.max_steps is None and self.max_seconds is None:
             raise ValueError("TrainConfig needs a budget: set epochs, max_steps or max_seconds")
         positive = ["batch_size", "log_every", "lr_step_size", "plateau_patience"]
-        positive += ["explode_window"]
+        positive += ["explode_window", "val_every_epochs"]
         optional = ["epochs", "max_steps", "checkpoint_every", "lr_t_max", "patience"]
         for name in positive + optional:
             v = getattr(self, name)

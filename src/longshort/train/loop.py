@@ -1,21 +1,11 @@
 """The one training loop: minibatches, budgets, validation, early stopping, schedules, clipping,
 stateful truncated BPTT, atomic checkpoints with an exact resume, metrics and a progress bar.
 
-The model contract (no autograd, so the model says how to get its gradients):
-
-    model.loss(batch) -> LossOutput(value, backward)                      stateless data
-    model.loss(batch, state) -> LossOutput(value, backward, state=final)  stateful data
-
-`batch` is a dict of arrays (see longshort.train.batches); `value` is the mean loss over the batch
-as a float; `backward()` accumulates d value / d parameter into every Parameter.grad. With stateful
-data (StreamBatches) `state` is the carried recurrent state, None meaning "start from zero", with
-rows already zeroed where a new sequence starts; the model returns its final state and the loop
-carries a detached copy into the next batch (no gradient flows into the previous chunk). In eval
-mode (validation) the loop never calls backward. The model is a Module (parameters, state_dict,
-train/eval, zero_grad); any numpy Generator it holds (dropout) is checkpointed.
-
-One optimiser step, in order: zero_grad, loss, divergence check, backward, clip to the global norm,
-optimiser step, per-step schedule step, carry the state.
+The model is a Module (parameters, state_dict, train/eval, zero_grad) with
+`loss(batch[, state]) -> LossOutput` (see longshort.train.contract); any numpy Generator it holds
+(dropout) is checkpointed. One optimiser step, in order: zero_grad, loss, divergence check,
+backward, clip to the global norm, optimiser step, per-step schedule step, carry the state
+(stateful data: detached, rows of new sequences zeroed before the next batch).
 """
 
 from __future__ import annotations
@@ -26,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from ..nn.module import Module
 from ..optim import clip_grad_norm
@@ -37,15 +26,6 @@ from .config import TrainConfig
 from .state import build_optimizer, build_schedule, restore_trainer, snapshot_trainer
 
 logger = logging.getLogger(__name__)
-
-
-class LossOutput(NamedTuple):
-    """What `model.loss` returns: the mean loss, how to backpropagate it, the final state."""
-
-    value: float
-    backward: Callable[[], None]
-    state: Any = None
-    count: int | None = None  # sequences in the batch; None = first axis of the first array
 
 
 @dataclass
@@ -73,10 +53,12 @@ class Trainer:
         config: TrainConfig. val_data: a batch source, a dict of arrays, or a callable
             model -> float (lower is better); None = no validation.
         optimizer: an optimiser over model.parameters(); None = built from the config.
+        on_row: called with each metrics row as it is written (e.g. to print progress).
     """
 
     def __init__(self, model: Module, train_data, config: TrainConfig | None = None,
-                 val_data=None, optimizer=None):  # fmt: skip
+                 val_data=None, optimizer=None,
+                 on_row: Callable[[dict], None] | None = None):  # fmt: skip
         self.config = c = config or TrainConfig()
         if not callable(getattr(model, "loss", None)):
             raise TypeError(
@@ -102,6 +84,7 @@ class Trainer:
         self.stopped: str | None = None  # set once training has finished for good
         self._saved_step = -1
         self._fitted = False
+        self.on_row = on_row
 
     def _as_batches(self, data, shuffle: bool | None = None):
         if data is None or hasattr(data, "batch"):
@@ -178,8 +161,18 @@ class Trainer:
     def _val_due(self, epoch_end: bool) -> bool:
         if self.val_data is None:
             return False
-        every = self.config.val_every
-        return epoch_end if every == 0 else self.step % every == 0
+        c = self.config
+        if c.val_every == 0:
+            return epoch_end and self.epoch % c.val_every_epochs == 0
+        return self.step % c.val_every == 0
+
+    def stop(self, reason: str = "requested") -> None:
+        """Ask the loop to stop after the current step (e.g. from on_row once a target is met).
+
+        `reason` becomes TrainResult.stop_reason and is saved in the checkpoint, so a resumed run
+        stays stopped, like one stopped early.
+        """
+        self.stopped = str(reason)
 
     # --- the loop -------------------------------------------------------------------------------
     def _budget_reason(self, elapsed: float) -> str | None:
@@ -205,6 +198,8 @@ class Trainer:
             **extra,
         )
         logger.info("train %s", row)
+        if self.on_row is not None:
+            self.on_row(row)
         return row
 
     def fit(self) -> TrainResult:
@@ -220,10 +215,9 @@ class Trainer:
         self._maybe_resume()
         result = TrainResult(step=self.step, epoch=0.0, stop_reason="")
         first_row = len(self.log.rows)
-        total = c.max_steps if c.max_steps is not None else None
-        if total is None and c.epochs is not None:
-            total = c.epochs * len(self.data)
-        bar = progress_bar(c.progress, total, self.step)
+        ends = [c.max_steps, None if c.epochs is None else c.epochs * len(self.data)]
+        bar = progress_bar(c.progress, min((e for e in ends if e is not None), default=None),
+                           self.step)  # fmt: skip
         t0, s0, seen0 = time.perf_counter(), self.seconds, self.seen
         self.model.train()
         try:
@@ -231,7 +225,6 @@ class Trainer:
                 batch = self.data.batch(self.epoch, self.index, c.seed)
                 loss, norm, count = self._train_step(batch)
                 self.step, self.index, self.seen = self.step + 1, self.index + 1, self.seen + count
-                self.seconds = s0 + time.perf_counter() - t0
                 result.losses.append((self.step, loss))
                 self.log.add_step(loss, norm)
                 epoch_end = self.index == len(self.data)
@@ -240,6 +233,7 @@ class Trainer:
                 val = self.validate() if self._val_due(epoch_end) else None
                 if val is not None:
                     self._after_validation(val)
+                self.seconds = s0 + time.perf_counter() - t0
                 if val is not None or self.step % c.log_every == 0:
                     self._row(val)
                 rate = (self.seen - seen0) / max(self.seconds - s0, 1e-9)
@@ -306,7 +300,7 @@ class Trainer:
 
 
 def fit(model: Module, train_data, config: TrainConfig | None = None, val_data=None,
-        optimizer=None, **overrides) -> TrainResult:  # fmt: skip
+        optimizer=None, on_row=None, **overrides) -> TrainResult:  # fmt: skip
     """Train `model` (see Trainer); keyword overrides replace config fields, e.g. max_steps=100."""
     config = (config or TrainConfig()).replace(**overrides) if overrides else config
-    return Trainer(model, train_data, config, val_data, optimizer).fit()
+    return Trainer(model, train_data, config, val_data, optimizer, on_row).fit()

@@ -85,6 +85,7 @@ def snapshot_trainer(t) -> tuple[dict[str, np.ndarray], dict]:
         "step": t.step,
         "epoch": t.epoch,
         "index": t.index,
+        "seed": t.config.seed,  # with epoch and index: the data position
         "batches_per_epoch": len(t.data),
         "seconds": t.seconds,
         "sequences_seen": t.seen,

@@ -1,0 +1,97 @@
+"""Print bench_lstm.py's results: a table of times and ratios, then each target met or missed."""
+
+from __future__ import annotations
+
+
+def _cfg(c) -> str:
+    return "({},{},{},{},{})".format(*c)
+
+
+def _ok(flag: bool) -> str:
+    return "MET   " if flag else "MISSED"
+
+
+def table(result) -> list[str]:
+    lines = [
+        f"{'config (B,T,I,H,L)':<22}{'infer ms: ls':>13}{'torch':>9}{'ort':>9}"
+        f"{'ls/torch':>10}{'ls/ort':>8}{'train ms: ls':>14}{'torch':>9}{'ls/torch':>10}",
+    ]
+    for row in result["configs"]:
+        i, t = row["inference"], row["train"]
+        lines.append(
+            f"{_cfg(row['config']):<22}{i['longshort'] * 1e3:>13.3f}{i['torch'] * 1e3:>9.3f}"
+            f"{i['ort'] * 1e3:>9.3f}{i['longshort'] / i['torch']:>10.2f}"
+            f"{i['longshort'] / i['ort']:>8.2f}{t['longshort'] * 1e3:>14.3f}"
+            f"{t['torch'] * 1e3:>9.3f}{t['longshort'] / t['torch']:>10.2f}"
+        )
+    for row in result["configs"]:
+        if "step" in row:
+            s = row["step"]
+            lines.append(
+                f"streaming step {_cfg(row['config'])}: longshort {s['longshort'] * 1e6:.1f} us, "
+                f"torch {s['torch'] * 1e6:.1f} us ({s['torch'] / s['longshort']:.1f}x faster)"
+            )
+    if "memory" in result:
+        for lib, m in result["memory"].items():
+            peaks = ", ".join(f"{p:.0f}" for p in m["peaks_mb"])
+            lines.append(
+                f"peak RSS MB (64,200,64,256,2) {lib:<9}: before steps {m['base_mb']:.0f}, "
+                f"after each step {peaks}"
+            )
+    if "cold_start" in result:
+        for lib, c in result["cold_start"].items():
+            lines.append(
+                f"cold start {lib:<9}: {c['wall_s']:.2f} s wall (new process), "
+                f"{c['import_and_forward_s']:.2f} s import + first forward"
+            )
+    return lines
+
+
+def targets(result) -> list[str]:
+    rows, out = result["configs"], []
+    for row in rows:
+        r = row["train"]["longshort"] / row["train"]["torch"]
+        out.append(f"{_ok(r <= 0.67)} training {_cfg(row['config'])}: {r:.2f} x torch (<= 0.67)")
+    for row in rows:
+        i = row["inference"]
+        r = i["longshort"] / i["ort"]
+        out.append(
+            f"{_ok(r <= 1.0)} inference {_cfg(row['config'])}: {r:.2f} x ORT (<= 1), "
+            f"{i['longshort'] / i['torch']:.2f} x torch"
+        )
+    for row in rows:
+        if "step" in row:
+            s = row["step"]
+            us, speedup = s["longshort"] * 1e6, s["torch"] / s["longshort"]
+            out.append(f"{_ok(us <= 16)} streaming step: {us:.1f} us (<= 16)")
+            out.append(f"{_ok(speedup >= 10)} streaming step: {speedup:.1f} x faster than torch")
+    if "memory" in result:
+        mem = result["memory"]
+        lib = next(k for k in mem if k != "torch")
+        ours, theirs = mem[lib]["peaks_mb"], mem["torch"]["peaks_mb"]
+        out.append(
+            f"{_ok(ours[-1] <= theirs[-1])} peak RSS (64,200,64,256,2): {ours[-1]:.0f} MB vs "
+            f"torch {theirs[-1]:.0f} MB (process totals, each with its own imports)"
+        )
+        grow = ours[-1] - ours[0]
+        out.append(
+            f"{_ok(grow <= 0.02 * ours[0])} no growth over {len(ours)} steps: "
+            f"+{grow:.0f} MB after the first"
+        )
+    if "cold_start" in result:
+        lib = next(k for k in result["cold_start"] if k != "torch")
+        wall = result["cold_start"][lib]["wall_s"]
+        out.append(f"{_ok(wall <= 1.5)} cold start: {wall:.2f} s (<= 1.5)")
+    return out
+
+
+def print_report(result) -> None:
+    v = result["versions"]
+    print(
+        f"longshort impl={result['impl']} | numpy {v['numpy']} ({v['blas']}), numba {v['numba']}, "
+        f"torch {v['torch']} ({v['torch_threads']} threads), onnxruntime {v['onnxruntime']}, "
+        f"{v['cores']} cores" + (" | QUICK run" if result.get("quick") else "")
+    )
+    print("\n".join(table(result)))
+    print("\nTargets:")
+    print("\n".join(targets(result)))

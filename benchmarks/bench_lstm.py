@@ -1,0 +1,253 @@
+"""longshort vs torch.nn.LSTM vs ONNX Runtime, side by side in one run.
+
+    python benchmarks/bench_lstm.py [--quick] [--json FILE] [--impl auto|fused|reference]
+
+For each (B, T, I, H, L) it times, interleaving the implementations call by call (medians):
+    inference       longshort forward(need_cache=False) | torch no_grad forward | ORT session.run
+    training step   forward + backward with parameter gradients (torch: y.backward(dy))
+and for B = T = 1 also the streaming step: LSTM.step(x_t, state) vs a torch call on one step.
+Then, each in a fresh process: peak RSS over repeated training steps of (64, 200, 64, 256, 2),
+and cold start (interpreter + import + first forward of (32, 100, 32, 128, 1)).
+Ratios are longshort / other; below 1 means longshort is faster. Timings on a shared machine are
+noisy: compare ratios from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import print_report  # noqa: E402
+
+GRID = [
+    (1, 1, 32, 64, 1),
+    (1, 100, 32, 128, 1),
+    (32, 100, 32, 128, 1),
+    (64, 200, 64, 256, 2),
+    (128, 50, 128, 512, 1),
+    (32, 1000, 16, 64, 1),
+]
+MEMORY_CFG = (64, 200, 64, 256, 2)
+COLD_CFG = (32, 100, 32, 128, 1)
+
+
+def build(cfg, impl):
+    """A longshort LSTM, a torch.nn.LSTM with the same weights, inputs and output gradients."""
+    import torch
+
+    import longshort as ls
+
+    B, T, I, H, L = cfg
+    layer = ls.nn.LSTM(I, H, num_layers=L, seed=0, impl=impl)
+    tl = torch.nn.LSTM(I, H, num_layers=L, batch_first=True)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            getattr(tl, name).copy_(torch.from_numpy(p.data))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    dy = rng.standard_normal((B, T, H)).astype(np.float32)
+    return layer, tl, x, dy
+
+
+def interleaved(fns: dict, reps: int, pause: float = 0.002) -> dict:
+    """Median seconds per call; one call of each per round, rotating the order every round."""
+    for f in fns.values():  # warm up (JIT, caches, thread pools)
+        f(), f()
+    names, times = list(fns), {n: [] for n in fns}
+    for r in range(reps):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(pause)  # let another library's spinning threads go idle
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t0)
+    return {n: float(np.median(t)) for n, t in times.items()}
+
+
+def reps_for(cfg, quick: bool) -> int:
+    B, T, I, H, L = cfg
+    work = B * T * H * (H + I) * L  # ~ proportional to the time of one call
+    reps = int(np.clip(4e9 / max(work, 1), 7, 41))
+    return max(5, reps // 3) if quick else reps
+
+
+def bench_config(cfg, impl, quick):
+    import torch
+    from _onnx_lstm import ort_session
+
+    layer, tl, x, dy = build(cfg, impl)
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    ort_run = ort_session(layer)
+    np.testing.assert_allclose(layer(x, need_cache=False)[0], ort_run(x), atol=1e-4)
+
+    def torch_inf():
+        with torch.no_grad():
+            tl(xt)
+
+    def ls_train():
+        layer.zero_grad()
+        layer(x)
+        layer.backward(dy)
+
+    def torch_train():
+        tl.zero_grad()
+        y, _ = tl(xt)
+        y.backward(dyt)
+
+    reps = reps_for(cfg, quick)
+    inf = interleaved(
+        {
+            "longshort": lambda: layer(x, need_cache=False),
+            "torch": torch_inf,
+            "ort": lambda: ort_run(x),
+        },
+        reps,
+    )
+    train = interleaved({"longshort": ls_train, "torch": torch_train}, reps)
+    row = {"config": list(cfg), "reps": reps, "inference": inf, "train": train}
+    if cfg[0] == 1 and cfg[1] == 1:
+        row["step"] = bench_step(layer, tl, x, reps * 20)
+    return row
+
+
+def bench_step(layer, tl, x, reps):
+    """One streaming step: longshort LSTM.step vs torch.nn.LSTM on a (1, 1, I) input."""
+    import torch
+
+    L, H = layer.num_layers, layer.hidden_size
+    state = (np.zeros((L, 1, H), np.float32), np.zeros((L, 1, H), np.float32))
+    tstate = tuple(torch.zeros(L, 1, H) for _ in range(2))
+    x_t, xt = x[:, 0], torch.from_numpy(x)
+
+    def torch_step():
+        with torch.no_grad():
+            tl(xt, tstate)
+
+    return interleaved({"longshort": lambda: layer.step(x_t, state), "torch": torch_step}, reps, 0)
+
+
+MEMORY_CHILD = """
+import sys, json, numpy as np
+lib, steps = sys.argv[1], int(sys.argv[2])
+B, T, I, H, L = {cfg}
+rng = np.random.default_rng(0)
+x = rng.standard_normal((B, T, I)).astype(np.float32)
+dy = rng.standard_normal((B, T, H)).astype(np.float32)
+if lib == "torch":
+    import torch
+    m = torch.nn.LSTM(I, H, L, batch_first=True); xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    def step():
+        m.zero_grad(); y, _ = m(xt); y.backward(dyt)
+else:
+    import longshort as ls
+    m = ls.nn.LSTM(I, H, L, seed=0, impl=lib)
+    m(x[:1, :2])  # load the kernels, as torch's import loads its own
+    def step():
+        m.zero_grad(); m(x); m.backward(dy)
+def rss():  # VmHWM: this process's peak resident set (ru_maxrss would include the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+base, peaks = rss(), []
+for _ in range(steps):
+    step(); peaks.append(rss())
+print(json.dumps(dict(base_mb=base, peaks_mb=peaks)))
+"""
+
+COLD_CHILD = """
+import time; t0 = time.perf_counter()
+import sys, numpy as np
+lib = sys.argv[1]
+B, T, I, H, L = {cfg}
+x = np.random.default_rng(0).standard_normal((B, T, I)).astype(np.float32)
+if lib == "torch":
+    import torch
+    with torch.no_grad():
+        torch.nn.LSTM(I, H, L, batch_first=True)(torch.from_numpy(x))
+else:
+    import longshort as ls
+    ls.nn.LSTM(I, H, L, seed=0, impl=lib)(x, need_cache=False)
+print(time.perf_counter() - t0)
+"""
+
+
+def _child(code: str, *args: str) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{r.stderr}")
+    return r.stdout.strip().splitlines()[-1], wall
+
+
+def bench_memory(impl, steps):
+    code = MEMORY_CHILD.format(cfg=MEMORY_CFG)
+    return {lib: json.loads(_child(code, lib, str(steps))[0]) for lib in (impl, "torch")}
+
+
+def bench_cold(impl, reps):
+    code = COLD_CHILD.format(cfg=COLD_CFG)
+    _child(code, impl)  # make sure the on-disk kernel cache exists (a first install compiles)
+    out = {impl: [], "torch": []}
+    for _ in range(reps):
+        for lib in out:
+            inner, wall = _child(code, lib)
+            out[lib].append({"wall_s": wall, "import_and_forward_s": float(inner)})
+    return {
+        lib: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for lib, rs in out.items()
+    }
+
+
+def versions() -> dict:
+    import numba
+    import onnxruntime
+    import torch
+
+    import longshort
+    from longshort.kernels import _blas
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime": onnxruntime.__version__,
+        "longshort": getattr(longshort, "__version__", "?"),
+        "blas": _blas.BACKEND,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
+    ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--impl", default="auto", choices=["auto", "fused", "reference"])
+    ap.add_argument("--skip-process", action="store_true", help="skip memory and cold start")
+    args = ap.parse_args(argv)
+    result = {"versions": versions(), "impl": args.impl, "quick": args.quick, "configs": []}
+    for cfg in GRID:
+        row = bench_config(cfg, args.impl, args.quick)
+        result["configs"].append(row)
+        print(f"done {cfg}", file=sys.stderr, flush=True)
+    if not args.skip_process:
+        result["memory"] = bench_memory(args.impl, 3 if args.quick else 5)
+        result["cold_start"] = bench_cold(args.impl, 2 if args.quick else 5)
+    print_report(result)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Backtest the LSTM forecaster on the real series of issue 5 and write docs/forecast/.
+
+    python scripts/forecast_benchmarks.py [--only NAME ...] [--budget SECONDS]
+
+Datasets (all load offline from installed packages; `pip install -e '.[data]'`):
+    electricity  half-hourly demand, England & Wales, 5 Jun - 27 Aug 2000 (pmdarima load_taylor)
+    seattle      hourly temperature, Seattle 2010 (vega_datasets local_data.seattle_temps)
+    co2          weekly Mauna Loa CO2 1958-2001 (statsmodels datasets.co2, 59 missing)
+    sunspots     monthly sunspots 1749-1983 (pmdarima load_sunspots)
+
+Writes docs/forecast/<name>/{metrics.json, report.md, forecast.png} and docs/forecast/summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from longshort import Forecaster
+from longshort.forecast.report import write_backtest
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "forecast"
+
+
+def electricity() -> pd.DataFrame:
+    from pmdarima.datasets import load_taylor
+
+    y = load_taylor(as_series=True).to_numpy()
+    # Taylor (2003): 12 weeks from Monday 5 June 2000, half-hourly.
+    return pd.DataFrame({"time": pd.date_range("2000-06-05", periods=len(y), freq="30min"), "y": y})
+
+
+def seattle() -> pd.DataFrame:
+    from vega_datasets import local_data
+
+    return local_data.seattle_temps().rename(columns={"date": "time", "temp": "y"})
+
+
+def co2() -> pd.DataFrame:
+    import statsmodels.api as sm
+
+    d = sm.datasets.co2.load_pandas().data
+    return pd.DataFrame({"time": d.index, "y": d["co2"].to_numpy()})
+
+
+def sunspots() -> pd.DataFrame:
+    from pmdarima.datasets import load_sunspots
+
+    s = load_sunspots(as_series=True)
+    return pd.DataFrame({"time": pd.to_datetime(s.index, format="%b %Y"), "y": s.to_numpy()})
+
+
+# name: (loader, title, model options, backtest folds)
+DATASETS = {
+    "electricity": (electricity, "Half-hourly electricity demand (Taylor 2003), day-ahead",
+                    dict(horizon=48, context=336, calendar=True, stride=2), 7),
+    "seattle": (seattle, "Hourly Seattle temperature 2010, day-ahead",
+                dict(horizon=24, context=168, calendar=True, stride=3), 14),
+    "co2": (co2, "Weekly Mauna Loa CO2, one year ahead",
+            dict(horizon=52, context=156, calendar=False, stride=1), 5),
+    "sunspots": (sunspots, "Monthly sunspots, two years ahead",
+                 dict(horizon=24, context=144, calendar=False, stride=1), 6),
+}  # fmt: skip
+
+
+def run(name: str, budget: float, seed: int) -> dict:
+    load, title, opts, folds = DATASETS[name]
+    df = load()
+    model = Forecaster(
+        hidden_size=32, epochs=200, max_seconds=budget, patience=8, seed=seed, **opts
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = model.backtest(df, folds=folds, time="time", target="y")
+    res.metrics["warnings"] = [str(w.message) for w in caught if w.category is UserWarning]
+    res.metrics["dataset"], res.metrics["options"] = name, opts
+    res.metrics["total_seconds"] = round(time.perf_counter() - t0, 1)
+    write_backtest(res, OUT / name, title)
+    print(name, json.dumps(res.metrics), flush=True)
+    return res.metrics
+
+
+def summary(rows: dict[str, dict]) -> str:
+    head = ("| dataset | H | folds | LSTM MASE | naive | seasonal naive (m) | ETS | 80% coverage "
+            "| LSTM train s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+    lines = [head]
+    for name, m in rows.items():
+        mm = m["models"]
+        lines.append(
+            f"| {name} | {m['horizon']} | {m['folds']} | **{mm['lstm']['mase']:.3f}** | "
+            f"{mm['naive']['mase']:.3f} | {mm['seasonal_naive']['mase']:.3f} ({m['season']}) | "
+            f"{mm['ets']['mase']:.3f} | {m['coverage']['lstm']:.1%} | {m['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--budget", type=float, default=240.0, help="LSTM training seconds per series")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name in a.only:
+        rows[name] = run(name, a.budget, a.seed)
+    done = {}
+    for name in DATASETS:  # the summary covers every dataset run so far
+        path = OUT / name / "metrics.json"
+        if path.is_file():
+            done[name] = json.loads(path.read_text())
+    (OUT / "summary.md").write_text(summary(done))
+    print(summary(done))
+
+
+if __name__ == "__main__":
+    main()

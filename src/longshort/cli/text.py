@@ -1,0 +1,232 @@
+"""`longshort text train|eval|sample|cells`: language models on any UTF-8 text file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _fresh_or_resume(out: Path, text: str, args):
+    """(model, vocab, meta, resuming) for `text train`: a new model, or the one in `out`."""
+    from ..models.language_model import LanguageModelConfig
+    from ..text.vocab import Vocab
+    from ..text.workflow import build_model, read_meta, split_text, text_sha256
+
+    sha = text_sha256(text)
+    if (out / CHECKPOINT).is_file():
+        meta = read_meta(out)
+        if meta["data"]["sha256"] != sha:
+            raise ValueError(f"{out} was trained on another text; use a new --out to start afresh")
+        vocab = Vocab.load(out / "vocab.json")
+        return build_model(LanguageModelConfig(**meta["model"]), vocab), vocab, meta, True
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        read_meta(out)  # a one-line error unless it is ours
+    train_text = split_text(text, args.val_fraction, args.test_fraction)[0]
+    word = args.level == "word"
+    max_size = args.max_vocab or (10000 if word else None)
+    vocab = Vocab.build(train_text, args.level, args.min_count, max_size)
+    emb = args.embedding_size or (200 if word else 64)
+    cfg = LanguageModelConfig(args.level, len(vocab), emb, args.hidden_size, args.layers,
+                              args.tie, args.dropout_input, args.dropout_hidden,
+                              args.dropout_output, args.weight_drop, args.embedding_dropout,
+                              args.ar, args.tar, seed=args.seed)  # fmt: skip
+    meta = {
+        "data": {"path": str(args.data), "sha256": sha, "chars": len(text),
+                 "val_fraction": args.val_fraction, "test_fraction": args.test_fraction},
+        "train": {k: getattr(args, k) for k in ("lanes", "bptt", "variable_bptt", "optimizer",
+                                                "lr", "clip", "seed")},
+    }  # fmt: skip
+    return build_model(cfg, vocab), vocab, meta, False
+
+
+def _show(nats: float | None, unit: str) -> str:
+    """Nats per token as bits per character ("bpc") or perplexity ("ppl")."""
+    if nats is None:
+        return "-"
+    return f"{math.exp(nats) if unit == 'ppl' else nats / math.log(2):.3f}"
+
+
+def _reporter(args, unit: str, save):
+    """(on_row, bar): a progress bar in steps (or seconds) showing train/val bpc or perplexity,
+    a log line per metrics row, and the model saved after each validation."""
+    from tqdm import tqdm
+
+    by_steps = args.steps is not None
+    total = args.steps if by_steps else round(args.minutes * 60)
+    bar = tqdm(total=total, unit="step" if by_steps else "s", file=sys.stderr,
+               disable=None if args.progress else True, dynamic_ncols=True)  # fmt: skip
+
+    def on_row(row):
+        if row.get("val") is not None:
+            save()
+            bar.set_postfix_str(f"val {unit} {_show(row['val'], unit)}", refresh=False)
+        bar.n = min(row["step"] if by_steps else int(row["seconds"]), total)
+        bar.set_description(f"train {unit} {_show(row['loss'], unit)}", refresh=False)
+        bar.refresh()
+        tqdm.write(f"step {row['step']:6d}  epoch {row['epoch']:.3f}  train {unit} "
+                   f"{_show(row['loss'], unit)}  val {unit} {_show(row.get('val'), unit)}  "
+                   f"{row['seconds']:.0f} s", file=sys.stderr)  # fmt: skip
+
+    return on_row, bar
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..text.vocab import read_text
+    from ..text.workflow import finish_training, make_trainer, save_model, split_text
+    from ..train import TrainConfig
+
+    if args.minutes is None and args.steps is None:
+        raise ValueError("give a budget: --minutes M or --steps N")
+    text, out = read_text(args.data), Path(args.out)
+    model, vocab, meta, resuming = _fresh_or_resume(out, text, args)
+    d, t = meta["data"], meta["train"]
+    train_t, val_t, _ = split_text(text, d["val_fraction"], d["test_fraction"])
+    train_ids, val_ids = vocab.encode(train_t), vocab.encode(val_t)
+    word = model.config.level == "word"
+    cfg = TrainConfig(epochs=None, max_steps=args.steps,
+                      max_seconds=None if args.minutes is None else args.minutes * 60,
+                      optimizer="sgd" if t["optimizer"] == "sgd" else "adam", lr=t["lr"],
+                      clip_norm=t["clip"], val_every=args.val_every, seed=t["seed"],
+                      log_every=args.log_every, metrics_path=str(out / "metrics.jsonl"),
+                      checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
+                      progress=False,
+                      restore_best=t["optimizer"] != "ntasgd")  # fmt: skip
+    meta = {k: v for k, v in meta.items() if k != "format"}
+    if not resuming:
+        save_model(model, vocab, out, meta)
+    unit = "ppl" if word else "bpc"
+    on_row, bar = _reporter(args, unit, lambda: save_model(model, vocab, out, meta))
+    opt = {**t, "optimizer": t["optimizer"], "val_tokens": args.val_tokens}
+    trainer = make_trainer(model, train_ids, val_ids, cfg, opt, on_row)
+    print(f"text train: {model.config.level} level, vocabulary {len(vocab)}, "
+          f"{model.num_parameters():,} parameters, {len(train_ids):,} training tokens"
+          + (f", resuming from the checkpoint in {out}" if resuming else ""), flush=True)  # fmt: skip
+    try:
+        res = trainer.fit()
+    finally:
+        bar.close()
+    finish_training(trainer)
+    save_model(model, vocab, out, meta)
+    best = "-" if res.best_val is None else _show(res.best_val, unit)
+    print(f"stopped ({res.stop_reason}) at step {res.step}, epoch {res.epoch:.3f}, "
+          f"{res.seconds:.0f} s of training; best val {unit} {best}; model in {out}")  # fmt: skip
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ..text.ngram import KneserNey
+    from ..text.vocab import read_text
+    from ..text.workflow import evaluate, load_model, split_text, text_sha256
+
+    model, vocab, meta = load_model(args.model)
+    text = read_text(args.data)
+    d = meta["data"]
+    train_t, val_t, test_t = split_text(text, d["val_fraction"], d["test_fraction"])
+    target = {"test": test_t, "val": val_t, "all": text}[args.split]
+    ids = vocab.encode(target)
+    if len(ids) < 2:
+        raise ValueError(f"the {args.split} split of {args.data} has fewer than 2 tokens")
+    res = evaluate(model, ids, lanes=args.lanes)
+    order = args.ngram_order or (5 if model.config.level == "char" else 3)
+    ng = KneserNey(order, len(vocab)).fit(vocab.encode(train_t)).evaluate(ids)
+    out = {"bpc": res["bpc"], "perplexity": res["perplexity"], "tokens": res["tokens"],
+           "split": args.split, "level": model.config.level,
+           "same_text_as_training": text_sha256(text) == d["sha256"],
+           "ngram": {"order": order, "smoothing": "interpolated Kneser-Ney", "bpc": ng["bpc"],
+                     "perplexity": ng["perplexity"], "tokens": ng["tokens"]}}  # fmt: skip
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ..text.sampling import generate
+    from ..text.workflow import load_model
+
+    model, vocab, _ = load_model(args.model)
+    prime = args.prime if args.prime is not None else "\n"
+    text = generate(model, vocab, prime, args.length, args.temperature, args.top_k, args.top_p,
+                    args.seed)  # fmt: skip
+    sys.stdout.write((prime if args.prime is not None else "") + text + "\n")
+    return 0
+
+
+def _cells(args: argparse.Namespace) -> int:
+    from ..text.cells import write_cell_page
+    from ..text.vocab import read_text
+    from ..text.workflow import load_model
+
+    model, vocab, _ = load_model(args.model)
+    text = read_text(args.data)[: args.chars]
+    ranking = write_cell_page(model, vocab, text, args.out, top=args.top)
+    for r in ranking[:10]:
+        print(f"{r['property']:<16} layer {r['layer']} cell {r['cell']:4d}  r = {r['r']:+.3f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    t = sub.add_parser("train", help="train a language model on a UTF-8 text file")
+    t.add_argument("--data", required=True, help="UTF-8 text file")
+    t.add_argument("--out", required=True, help="model directory (resumes if it has a checkpoint)")
+    t.add_argument("--level", choices=["char", "word"], default="char")
+    t.add_argument("--minutes", type=float, help="training-time budget in minutes")
+    t.add_argument("--steps", type=int, help="optimiser-step budget")
+    t.add_argument("--embedding-size", type=int, help="default 64 (char) / 200 (word)")
+    t.add_argument("--hidden-size", type=int, default=256)
+    t.add_argument("--layers", type=int, default=1)
+    t.add_argument("--tie", action="store_true", help="tie input and output embeddings")
+    for name in ("dropout-input", "dropout-hidden", "dropout-output", "weight-drop",
+                 "embedding-dropout", "ar", "tar"):  # fmt: skip
+        t.add_argument(f"--{name}", type=float, default=0.0)
+    t.add_argument("--lanes", "--batch", type=int, default=32, help="parallel streams B")
+    t.add_argument("--bptt", type=int, default=100, help="truncated BPTT length")
+    t.add_argument("--variable-bptt", action="store_true", help="AWD-style random BPTT lengths")
+    t.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], default="adam")
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    t.add_argument("--val-every", type=int, default=200, help="validate every N steps")
+    t.add_argument("--val-tokens", type=int, default=100_000, help="validation tokens used")
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--checkpoint-every", type=int, default=100)
+    t.add_argument("--val-fraction", type=float, default=0.05)
+    t.add_argument("--test-fraction", type=float, default=0.05)
+    t.add_argument("--max-vocab", type=int, help="word level default 10000 (rest -> <unk>)")
+    t.add_argument("--min-count", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", dest="progress", action="store_false")
+    t.set_defaults(func=_train)
+
+
+def register(sub) -> None:
+    """Add `longshort text {train,eval,sample,cells}` to the subcommand parser."""
+    p = sub.add_parser("text", help="character / word language models: train, eval, sample, cells")
+    s = p.add_subparsers(dest="text_command", metavar="<text command>", required=True)
+    _add_train(s)
+    e = s.add_parser("eval", help="bpc / perplexity on the test split, beside an n-gram baseline")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--split", choices=["test", "val", "all"], default="test")
+    e.add_argument("--ngram-order", type=int, help="default 5 (char) / 3 (word)")
+    e.add_argument("--lanes", type=int, default=1, help="parallel streams (faster, approximate)")
+    e.set_defaults(func=_eval)
+    g = s.add_parser("sample", help="generate text")
+    g.add_argument("--model", required=True)
+    g.add_argument("--prime", help="text to start from (default: a newline)")
+    g.add_argument("--length", type=int, default=500)
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_sample)
+    c = s.add_parser("cells", help="HTML page of cell activations and a ranking of cells")
+    c.add_argument("--model", required=True)
+    c.add_argument("--data", required=True)
+    c.add_argument("--out", required=True, help="the HTML file to write")
+    c.add_argument("--chars", type=int, default=3000, help="characters of the text to show")
+    c.add_argument("--top", type=int, default=5, help="best cells kept per property")
+    c.set_defaults(func=_cells)

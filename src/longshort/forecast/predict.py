@@ -1,0 +1,160 @@
+"""Forecasting with a fitted Forecaster: windows -> quantiles, data frames, save and load.
+
+A saved forecaster is a directory (nothing pickled, loading runs no code from it):
+
+    config.json         {"format": "longshort-forecaster-1", "config": ForecasterConfig,
+                         "freq", "season", "scalers": {series: {loc, scale, ...}},
+                         "offsets": [H] or null, "net": [n_inputs, n_extra, S, Q, hidden, layers]}
+    model.safetensors   the ForecastNet state_dict (PyTorch names: lstm.weight_ih_l0, head.weight)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .features import Inputs, Scaler, assemble, gather, series_inputs
+from .frame import Series, time_range
+
+CHUNK = 2048  # windows per forward pass
+
+
+def median_index(quantiles) -> int:
+    """Index of the quantile level closest to 0.5 (the point forecast)."""
+    return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))
+
+
+def _direct(net, zb, pb, kb, C: int, H: int) -> np.ndarray:
+    x, extra, level = assemble(zb, pb, kb, 0, C, H)
+    return net(x, extra) + level[..., None]  # (M, H, Q)
+
+
+def _recursive(net, zb, pb, kb, C: int, H: int, mid: int) -> np.ndarray:
+    out = np.empty((len(zb), H, net.dims[3]))
+    zb = zb.copy()
+    for k in range(H):  # each step reads the medians of the steps before it
+        x, extra, level = assemble(zb, pb, kb, k, C, 1)
+        out[:, k] = net(x, extra)[:, 0] + level  # (M, Q)
+        zb[:, C + k] = out[:, k, mid]
+    return out
+
+
+def forecast_scaled(model, inp: Inputs, ends, offsets: bool = True) -> np.ndarray:
+    """Quantiles (M, H, Q) in the series' scaled units for the windows ending at `ends` (M,),
+    sorted along Q, the outermost widened by the conformal offsets when `offsets`."""
+    c, net = model.config, model.net
+    ends = np.asarray(ends, np.int64)
+    parts = []
+    for a in range(0, len(ends), CHUNK):
+        zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], c.context, c.horizon)
+        if c.strategy == "direct":
+            parts.append(_direct(net, zb, pb, kb, c.context, c.horizon))
+        else:
+            mid = median_index(c.quantiles)
+            parts.append(_recursive(net, zb, pb, kb, c.context, c.horizon, mid))
+    q = np.sort(np.concatenate(parts).astype(np.float64), axis=2)
+    if offsets and model.offsets is not None and q.shape[2] > 1:
+        q[..., 0] -= model.offsets
+        q[..., -1] += model.offsets
+    return q
+
+
+def extend(s: Series, horizon: int, freq, future_cols: list[str]) -> Series:
+    """The series with exactly `horizon` rows after its last target (time, covariates)."""
+    n, end = s.n_hist, s.n_hist + horizon
+    if len(s.y) < end and future_cols:
+        raise ValueError(
+            f"predict needs the known-future covariates {', '.join(future_cols)} for the "
+            f"{horizon} steps after {s.time[n - 1]}; add those rows (target empty) to the data"
+        )
+    time = s.time[:end] if len(s.y) >= end else time_range(s.time[0], end, freq)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        a = a[:end]
+        return np.pad(a, ((0, end - len(a)), (0, 0)), mode="edge") if len(a) < end else a
+
+    y = np.concatenate([s.y[:n], np.full(horizon, np.nan)])
+    obs = np.concatenate([s.observed[:n], np.zeros(horizon, bool)])
+    return Series(s.key, time, y, obs, pad(s.past), pad(s.future), n)
+
+
+def predict_frame(model, df) -> pd.DataFrame:
+    """Forecaster.predict: one row per series and step (see there)."""
+    from .prepare import prepare
+
+    c = model.config
+    cols = c.columns
+    series, _ = prepare(df, cols["time"], cols["target"], cols["id"], cols["covariates"],
+                        cols["future_covariates"], model.freq)  # fmt: skip
+    frames = []
+    for s in series:
+        if s.n_hist < c.context:
+            raise ValueError(
+                f"series {s.key} has {s.n_hist} values but the model reads a context of "
+                f"{c.context}; give at least {c.context} rows of history"
+            )
+        ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
+        sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist)
+        inp = series_inputs(ext, sc, model.freq, c.calendar)
+        q = forecast_scaled(model, inp, [s.n_hist])[0] * sc.scale + sc.loc  # (H, Q)
+        f = pd.DataFrame({cols["time"]: ext.time[s.n_hist :]})
+        if cols["id"] is not None:
+            f.insert(0, cols["id"], s.key)
+        f["forecast"] = q[:, median_index(c.quantiles)]
+        for j, level in enumerate(c.quantiles):
+            f[f"q{level:g}"] = q[:, j]
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def save_forecaster(model, d: Path) -> Path:
+    """Forecaster.save (see the module docstring)."""
+    from safetensors.numpy import save_file
+
+    from ..models.forecaster import FORMAT, dumps
+
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "config": model.config.to_dict(),
+        "freq": model.freq,
+        "season": int(model.season),
+        "scalers": {k: v.to_dict() for k, v in model.scalers.items()},
+        "offsets": None if model.offsets is None else [float(o) for o in model.offsets],
+        "net": [int(v) for v in model.net.dims],
+        "fit_seconds": model.fit_seconds,
+    }
+    tensors = {k: np.ascontiguousarray(v) for k, v in model.net.state_dict().items()}
+    save_file(tensors, str(d / "model.safetensors"), metadata={"format": FORMAT})
+    (d / "config.json").write_text(dumps(meta) + "\n")
+    return d
+
+
+def load_forecaster(cls, d: Path):
+    """Forecaster.load (see the module docstring)."""
+    from safetensors.numpy import load_file
+
+    from ..models.forecaster import FORMAT, ForecasterConfig, ForecastNet
+
+    cfg_path, w_path = d / "config.json", d / "model.safetensors"
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found; a forecaster directory is written by save()")
+    meta = json.loads(cfg_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{cfg_path} is not a {FORMAT} file (format={meta.get('format')!r})")
+    model = cls.__new__(cls)
+    model.config = ForecasterConfig.from_dict(meta["config"])
+    model.freq, model.season = meta["freq"], meta["season"]
+    model.scalers = {k: Scaler.from_dict(v) for k, v in meta["scalers"].items()}
+    model.offsets = None if meta["offsets"] is None else np.asarray(meta["offsets"])
+    model.fit_seconds, model.train_result = meta.get("fit_seconds", 0.0), None
+    dims = meta["net"]
+    model.net = ForecastNet(*dims, dropout=model.config.dropout, seed=model.config.seed)
+    model.net.quantiles = np.asarray(model.config.quantiles, np.float32)
+    model.net.load_state_dict(load_file(str(w_path)))
+    model.net.eval()
+    return model

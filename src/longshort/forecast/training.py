@@ -1,0 +1,95 @@
+"""Training windows for the Forecaster, and the conformal calibration of its intervals.
+
+Each series is split in time: the windows whose outputs end before the last `val_fraction` of the
+series (at least one horizon) train the network; the windows whose outputs lie in that last part
+validate it (early stopping) and calibrate the intervals:
+
+    E[m, h] = max(q_low - y, y - q_high)     conformity score of window m at step h
+    offset[h] = the ceil((M + 1) p) / M empirical quantile of E[:, h], p = q_high - q_low
+
+so that [q_low - offset, q_high + offset] covers a share p of the validation truths (conformalised
+quantile regression, Romano, Patterson & Candes 2019). Offsets are in scaled units, per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .features import Scaler, series_inputs, train_ends, windows
+
+MAX_CALIBRATION_ORIGINS = 300  # per series: enough for a stable quantile, cheap to predict
+
+
+def check_length(s, c) -> None:
+    need = c.context + c.horizon
+    if s.n_hist < need:
+        where = "" if s.key == "series" else f"series {s.key} "
+        raise ValueError(
+            f"{where}has {s.n_hist} values but context + horizon = {c.context} + {c.horizon} "
+            f"= {need} are needed; use a smaller --context or --horizon, or more data"
+        )
+
+
+def split_point(n: int, c) -> int:
+    """Where the validation part of a length-n series starts (n when there is none)."""
+    if c.val_fraction <= 0:
+        return n
+    start = n - max(c.horizon, int(round(c.val_fraction * n)))
+    return start if start - c.steps >= c.context else n
+
+
+def _stack(parts: list[dict]) -> dict:
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    keep = out["mask"].any(axis=1)  # a window with no observed target teaches nothing
+    return {k: v[keep] for k, v in out.items()}
+
+
+def build_training(series: list, c, freq) -> tuple[dict, dict, dict]:
+    """(train arrays, validation arrays or {}, scalers by series key) for ForecastNet.loss."""
+    train, val, scalers = [], [], {}
+    for s in series:
+        check_length(s, c)
+        n = s.n_hist
+        sc = scalers[s.key] = Scaler.fit(s, n)
+        inp = series_inputs(s, sc, freq, c.calendar)
+        start = split_point(n, c)
+        train.append(
+            windows(inp, train_ends(start, c.context, c.steps, c.stride), c.context, c.steps)
+        )
+        if start < n:
+            ends = np.arange(max(start, c.context), n - c.steps + 1, c.stride)
+            val.append(windows(inp, ends, c.context, c.steps))
+    train_arrays = _stack(train)
+    if len(train_arrays["x"]) == 0:
+        raise ValueError("no training windows: the series are too short for this context/horizon")
+    val_arrays = _stack(val) if val else {}
+    return train_arrays, (val_arrays if val_arrays and len(val_arrays["x"]) else {}), scalers
+
+
+def calibrate(model, series: list) -> np.ndarray | None:
+    """Per-step conformal offsets (H,) from the validation windows; None without any."""
+    from .predict import forecast_scaled
+
+    c = model.config
+    scores = []
+    for s in series:
+        n = s.n_hist
+        start = split_point(n, c)
+        ends = np.arange(max(start, c.context), n - c.horizon + 1)
+        if len(ends) == 0:
+            continue
+        if len(ends) > MAX_CALIBRATION_ORIGINS:
+            ends = ends[np.linspace(0, len(ends) - 1, MAX_CALIBRATION_ORIGINS).astype(int)]
+        inp = series_inputs(s, model.scalers[s.key], model.freq, c.calendar)
+        q = forecast_scaled(model, inp, ends, offsets=False)  # (M, H, Q)
+        idx = ends[:, None] + np.arange(c.horizon)[None, :]  # (M, H)
+        y = inp.z[idx]
+        e = np.maximum(q[..., 0] - y, y - q[..., -1])
+        scores.append(np.where(inp.observed[idx], e, np.nan))
+    if not scores:
+        return None
+    E = np.concatenate(scores)  # (M, H)
+    p = c.quantiles[-1] - c.quantiles[0]
+    m = np.sum(~np.isnan(E), axis=0)
+    level = np.minimum(np.ceil((m + 1) * p) / np.maximum(m, 1), 1.0)
+    return np.array([np.nanquantile(E[:, h], level[h]) if m[h] else 0.0 for h in range(E.shape[1])])

@@ -1,0 +1,156 @@
+"""The lab's comparison: many runs, one results table (JSON, PNG and Markdown), resumable.
+
+    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length); see lab.run
+    DIR/results.png    success rate against length, one line per model, chance as a dashed line
+    DIR/results.md     the same rows as a Markdown table
+    DIR/models/<task>-<model>-T<length>/   each run's saved model, metrics and result.json
+
+`compare` skips the (task, model, length) rows already in DIR/results.json, so a killed or
+extended comparison picks up where it stopped; results.json (atomically) and results.md are
+rewritten after each run, results.png once at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .runner import LabConfig, run
+
+RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.md"
+# The 1997 paper's adding-problem figures: training sequences until solved (Table 7).
+PAPER_1997_SEQUENCES = {100: 74_000, 500: 209_000, 1000: 853_000}
+
+
+def row_key(row: dict) -> tuple[str, str, int]:
+    return (row["task"], row["model"], int(row["length"]))
+
+
+def load_rows(out_dir: str | Path) -> list[dict]:
+    """The rows of DIR/results.json, or [] when there is none yet."""
+    path = Path(out_dir) / RESULTS_JSON
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); move it away to start afresh") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path} has no 'rows' list; was it written by `longshort lab compare`?")
+    return rows
+
+
+def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
+    """Write DIR/results.json atomically (sorted by task, model, length)."""
+    path = Path(out_dir) / RESULTS_JSON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=row_key)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """A Markdown table of the rows, with chance and (adding) the 1997 sequences beside them."""
+    head = ("| task | model | T | test success | test error | chance error | solved | "
+            "sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
+    lines = [head, "|" + "---|" * 11]
+    for r in sorted(rows, key=row_key):
+        paper = PAPER_1997_SEQUENCES.get(r["length"]) if r["task"] == "adding" else None
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['length']} | {100 * r['success_rate']:.1f} % | "
+            f"{r['test_error']:.4f} | {r['chance_error']:.4f} | "
+            f"{'yes' if r.get('solved') else 'no'} | {r['sequences_seen']:,} | "
+            f"{f'{paper:,}' if paper else '-'} | {r['seconds']:.0f} | {_cpu(r)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cpu(row: dict) -> str:
+    return "-" if row.get("cpu_seconds") is None else f"{row['cpu_seconds']:.0f}"
+
+
+def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
+    """Success rate against length, one line per (task, model); chance dashed. Agg, no pyplot."""
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise ValueError("no results to plot")
+    tasks = sorted({r["task"] for r in rows})
+    fig = Figure(figsize=(5.5 * len(tasks), 4), dpi=100)
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for model in sorted({r["model"] for r in mine}):
+            pts = sorted(
+                (r["length"], 100 * r["success_rate"]) for r in mine if r["model"] == model
+            )
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model.upper())
+        chance = 100 * mine[0]["chance_success"]
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.3g} %)")
+        ax.set_xscale("log")
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel("length T (time lag)")
+        ax.set_ylabel("test success rate (%)")
+        ax.set_title(f"{task}: solved sequences on held-out test")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def write_report(rows: Sequence[dict], out_dir: str | Path, plot: bool = True) -> dict[str, Path]:
+    """results.json, results.md and (when `plot`) results.png for `rows` in `out_dir`."""
+    out = Path(out_dir)
+    paths = {"json": save_rows(rows, out)}
+    (out / RESULTS_MD).write_text(markdown_table(rows))
+    paths["md"] = out / RESULTS_MD
+    if plot:
+        paths["png"] = plot_results(rows, out / RESULTS_PNG)
+    return paths
+
+
+def compare(
+    base: LabConfig,
+    lengths: Sequence[int],
+    models: Sequence[str],
+    out_dir: str | Path,
+    on_start: Callable[[LabConfig, int, int], None] | None = None,
+    on_done: Callable[[dict], None] | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Run every (length, model) not yet in out_dir/results.json; rewrite the report after each.
+
+    Args:
+        base: the settings shared by every run (task, budget, hidden size, seed, ...).
+        lengths, models: the grid; runs go length by length, shortest first.
+        on_start(cfg, i, n): called before the i-th of the n missing runs; on_done(row) after it;
+            on_progress: passed to `run`.
+
+    Returns:
+        All rows of results.json (old and new).
+    """
+    out = Path(out_dir)
+    rows = load_rows(out)
+    done = {row_key(r) for r in rows}
+    todo = [base.__class__.from_dict({**base.to_dict(), "length": T, "model": m})
+            for T in sorted(lengths) for m in models
+            if (base.task, m, int(T)) not in done]  # fmt: skip
+    for i, cfg in enumerate(todo):
+        if on_start is not None:
+            on_start(cfg, i, len(todo))
+        row = run(cfg, out / "models" / f"{cfg.task}-{cfg.model}-T{cfg.length}", on_progress)
+        rows = [r for r in load_rows(out) if row_key(r) != row_key(row)] + [row]
+        write_report(rows, out, plot=False)  # JSON and Markdown after every run
+        if on_done is not None:
+            on_done(row)
+    if rows:
+        write_report(rows, out)  # and the plot once at the end (also refreshed on a resume)
+    return sorted(rows, key=row_key)

@@ -1,0 +1,162 @@
+"""The long-memory lab: a quick adding run that must learn, and the lab / inspect CLI end to end.
+
+Settings are tiny (short lengths, small hidden sizes, a few thousand sequences) so the file runs in
+seconds; the real experiments are in docs/lab.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from longshort.cli import UserError, main
+from longshort.cli.inspect import read_sequence
+from longshort.data.tasks import ADDING_CHANCE, adding_problem
+from longshort.io.store import load
+from longshort.lab import LabConfig, run
+from longshort.lab.report import load_rows, markdown_table
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--hidden-size", "8", "--budget-sequences", "320", "--budget-minutes", "0.5",
+        "--val-size", "64", "--test-size", "128", "--val-every", "5"]  # fmt: skip
+
+
+def test_lstm_beats_chance_on_a_short_adding_task(tmp_path):
+    cfg = LabConfig(task="adding", model="lstm", length=20, hidden_size=16, lr=1e-2,
+                    budget_sequences=9600, budget_minutes=1.0, val_size=256, test_size=1000,
+                    val_every=25)  # fmt: skip
+    row = run(cfg, tmp_path / "run")
+    # chance: MAE 0.1625, success 15.4 % (always answering 0.5)
+    assert row["test_error"] < 0.6 * ADDING_CHANCE["mae"]
+    assert row["success_rate"] > 2 * ADDING_CHANCE["success_rate"]
+    assert row["sequences_seen"] <= 9600 and row["sequences_seen"] % 32 == 0
+    assert row["chance_error"] == pytest.approx(0.1625)
+    # the saved model reloads and answers as well as the run measured
+    net = load(tmp_path / "run" / "model")
+    test = adding_problem(1000, 20, np.random.default_rng([0, 10_002]))
+    pred = net.predict(test.x, test.lengths)
+    assert np.mean(np.abs(pred[:, 0] - test.target) < 0.04) == pytest.approx(row["success_rate"])
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["result"]["success_rate"] == row["success_rate"]
+    assert saved["config"]["length"] == 20
+
+
+def test_same_seed_same_run():
+    cfg = LabConfig(length=10, hidden_size=4, budget_sequences=320, val_size=32, test_size=64,
+                    val_every=5)  # fmt: skip
+    a, b = run(cfg), run(cfg)
+    for key in ("success_rate", "test_error", "sequences_seen", "steps"):
+        assert a[key] == b[key]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lab") / "cmp"
+    rc = main(["lab", "compare", "--task", "adding", "--lengths", "10,12", "--models", "lstm,rnn",
+               "--out", str(out), "--quiet", *TINY])  # fmt: skip
+    assert rc == 0
+    return out
+
+
+def test_compare_writes_json_png_and_markdown(compared, capsys):
+    rows = load_rows(compared)
+    assert sorted((r["model"], r["length"]) for r in rows) == [
+        ("lstm", 10), ("lstm", 12), ("rnn", 10), ("rnn", 12)]  # fmt: skip
+    for r in rows:
+        assert r["task"] == "adding" and 0 <= r["success_rate"] <= 1 and r["test_error"] > 0
+        assert 0 < r["sequences_seen"] <= 320 and r["seconds"] >= 0
+        assert (compared / "models" / f"adding-{r['model']}-T{r['length']}" / "model").is_dir()
+    assert (compared / "results.png").read_bytes()[:8] == PNG_MAGIC
+    md = (compared / "results.md").read_text()
+    assert md == markdown_table(rows) and md.count("\n| adding |") == 4
+    assert "| adding | rnn | 12 |" in md
+
+
+def test_compare_resumes_and_skips_finished_rows(compared, capsys):
+    before = {(r["model"], r["length"]): r for r in load_rows(compared)}
+    rc = main(["lab", "compare", "--task", "adding", "--lengths", "10,12,14", "--models", "lstm",
+               "--out", str(compared), "--quiet", *TINY])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "[1/1] LSTM on adding, T=14" in out and "T=10 (" not in out
+    after = {(r["model"], r["length"]): r for r in load_rows(compared)}
+    assert set(after) == set(before) | {("lstm", 14)}
+    assert all(after[k] == before[k] for k in before)  # untouched, not re-run
+
+
+def test_inspect_gates_writes_heatmaps_arrays_and_stats(compared, tmp_path, capsys):
+    seq = adding_problem(1, 12, np.random.default_rng(3))
+    x = seq.x[0, : seq.lengths[0]]  # (T, 2)
+    np.save(tmp_path / "seq.npy", x)
+    out = tmp_path / "gates"
+    model = compared / "models" / "adding-lstm-T12"  # a run dir: its model/ is found
+    assert main(["inspect", "gates", "--model", str(model), "--input", str(tmp_path / "seq.npy"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert (out / "gates.png").read_bytes()[:8] == PNG_MAGIC
+    with np.load(out / "gates.npz", allow_pickle=False) as z:
+        assert z["l0_f"].shape == (len(x), 8) and np.all((z["l0_f"] > 0) & (z["l0_f"] < 1))
+        np.testing.assert_allclose(z["x"], x, rtol=1e-6)
+        f_mean = float(z["l0_f"].mean())
+    stats = json.loads((out / "forget_stats.json").read_text())
+    assert stats[0]["layer"] == "layer 0" and stats[0]["mean"] == pytest.approx(f_mean)
+    assert "forget gate mean" in capsys.readouterr().out
+
+
+def test_inspect_reads_csv_sequences(tmp_path):
+    x = np.array([[0.5, -1.0], [0.25, 1.0], [-0.75, 0.0]])
+    (tmp_path / "seq.csv").write_text("value,marker\n" + "\n".join(f"{a},{b}" for a, b in x))
+    np.testing.assert_allclose(read_sequence(str(tmp_path / "seq.csv"), 2), x)
+    (tmp_path / "nohead.csv").write_text("\n".join(f"{a},{b}" for a, b in x) + "\n")
+    np.testing.assert_allclose(read_sequence(str(tmp_path / "nohead.csv"), 2), x)
+    with pytest.raises(UserError, match=r"\(T, 3\)"):
+        read_sequence(str(tmp_path / "seq.csv"), 3)
+
+
+def test_inspect_gradient_flow_from_lab_and_trained(compared, tmp_path):
+    out = tmp_path / "flow"
+    assert main(["inspect", "gradient-flow", "--task", "adding", "--length", "12", "--from",
+                 str(compared), "--out", str(out), "--batch", "16"]) == 0  # fmt: skip
+    assert (out / "gradient_flow.png").read_bytes()[:8] == PNG_MAGIC
+    lines = (out / "gradient_flow.csv").read_text().splitlines()
+    assert lines[0] == "model,lag,dh_norm,dx_norm,dh_relative,dx_relative"
+    assert {ln.split(",")[0] for ln in lines[1:]} == {"LSTM", "RNN"}
+    assert len(lines) == 1 + 2 * 12  # lags 0..11: the shortest sequence has 12 steps
+    rep = json.loads((out / "gradient_flow.json").read_text())
+    assert "models" in rep["models"]["lstm"]["source"]
+    out2 = tmp_path / "flow2"  # nothing saved for T=16: trains briefly
+    assert main(["inspect", "gradient-flow", "--length", "16", "--out", str(out2), "--models",
+                 "rnn", "--train-sequences", "64", "--batch", "8"]) == 0  # fmt: skip
+    assert (out2 / "models" / "rnn" / "model" / "config.json").is_file()
+    assert (out2 / "gradient_flow.csv").read_text().count("\nRNN,") == 16
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lab", "run", "--length", "0"],
+        ["lab", "run", "--length", "5"],
+        ["lab", "compare", "--lengths", "10,x", "--out", "o"],
+        ["lab", "compare", "--lengths", "10", "--models", "lstm,tcn", "--out", "o"],
+        ["lab", "run", "--length", "20", "--model", "transformer"],
+        ["inspect", "gates", "--model", "no/such/dir", "--input", "x.npy"],
+    ],
+)
+def test_bad_options_are_one_line_errors(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own errors: usage + one error line
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("longshort") and "error:" in err[-1] and "Traceback" not in err[-1]
+
+
+def test_gates_rejects_an_input_of_the_wrong_width(compared, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((12, 3)))
+    rc = main(["inspect", "gates", "--model", str(compared / "models" / "adding-lstm-T10"),
+               "--input", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert rc == 2
+    assert "(T, 2)" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""Streaming inference: `state = m.init_state(B)`, then `y_t, state = m.step(x_t, state)`.
+
+Stepping through a sequence must give the whole-sequence forward's outputs and final state, from
+zero or given initial states, and continue exactly where a forward pass over a prefix stopped.
+"""
+
+import numpy as np
+import pytest
+
+from longshort.models.stack import RecurrentStack
+from longshort.nn import GRU, LSTM, RNN, Linear
+
+CELLS = [(LSTM, {}), (GRU, {}), (RNN, {}), (RNN, {"nonlinearity": "relu"})]
+IDS = ["lstm", "gru", "rnn", "rnn_relu"]
+
+
+def flat(s):
+    return s if isinstance(s, tuple) else (s,)
+
+
+def err(a, b) -> float:
+    return max(float(np.abs(u - v).max()) for u, v in zip(flat(a), flat(b)))
+
+
+@pytest.mark.parametrize("cls,kw", CELLS, ids=IDS)
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-6), (np.float64, 1e-13)])
+def test_layer_steps_equal_whole_sequence(cls, kw, dtype, tol):
+    layer = cls(3, 6, num_layers=3, dtype=dtype, seed=0, **kw)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 9, 3)).astype(dtype)
+    state = layer.init_state(2)
+    assert all(s.shape == (3, 2, 6) and s.dtype == dtype and not s.any() for s in flat(state))
+    assert isinstance(state, tuple) == (cls is LSTM)
+    state = tuple(rng.standard_normal(s.shape).astype(dtype) for s in flat(state))
+    state = state if cls is LSTM else state[0]
+    y, s_n = layer(x, state)
+    s = state
+    for t in range(x.shape[1]):
+        y_t, s = layer.step(x[:, t], s)
+        assert err(y_t, y[:, t]) < tol
+    assert err(s, s_n) < tol
+
+
+@pytest.mark.parametrize("cls,kw", CELLS, ids=IDS)
+def test_stack_continues_after_a_prefix(cls, kw):
+    """forward() on the first steps, then step() on the rest: no recomputation of the past."""
+    stack = RecurrentStack([cls(2, 5, 2, seed=2, **kw), LSTM(5, 4, seed=3)], Linear(4, 3, seed=4))
+    x = np.random.default_rng(5).standard_normal((3, 10, 2)).astype(np.float32)
+    full, full_states = stack(x)
+    out, state = stack(x[:, :4])
+    assert err(out, full[:, :4]) < 1e-6
+    for t in range(4, 10):
+        y_t, state = stack.step(x[:, t], state)
+        assert y_t.shape == (3, 3) and err(y_t, full[:, t]) < 1e-6
+    for a, b in zip(state, full_states):
+        assert err(a, b) < 1e-6
+    zero = stack.init_state(3)
+    y0, _ = stack.step(x[:, 0])  # no state: zeros
+    assert err(y0, stack.step(x[:, 0], zero)[0]) == 0
+
+
+def test_streaming_generation_feeds_outputs_back():
+    """Closed-loop generation: each prediction is the next input (online forecasting)."""
+    stack = RecurrentStack([LSTM(1, 8, seed=6)], Linear(8, 1, seed=7), readout="all")
+    seq = [np.array([[0.5]], np.float32)]
+    state = stack.init_state(1)
+    for _ in range(5):
+        y, state = stack.step(seq[-1], state)
+        seq.append(y)
+    x = np.concatenate(seq[:-1], axis=0)[None]  # (1, 5, 1)
+    out, _ = stack(x)
+    assert err(out[0], np.concatenate(seq[1:], axis=0)) < 1e-6
+
+
+def test_bidirectional_layers_cannot_stream():
+    with pytest.raises(ValueError, match="unidirectional"):
+        LSTM(2, 3, bidirectional=True).step(np.zeros((1, 2), np.float32))
+    with pytest.raises(ValueError, match="unidirectional"):
+        RecurrentStack([GRU(2, 3, bidirectional=True)]).step(np.zeros((1, 2), np.float32))
