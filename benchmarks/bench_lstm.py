@@ -233,9 +233,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--impl", default="auto", choices=["auto", "fused", "reference"])
     ap.add_argument("--skip-process", action="store_true", help="skip memory and cold start")
+    ap.add_argument(
+        "--config", action="append", metavar="B,T,I,H,L", help="run only these (repeatable)"
+    )
     args = ap.parse_args(argv)
+    grid = [tuple(int(v) for v in c.split(",")) for c in args.config] if args.config else GRID
     result = {"versions": versions(), "impl": args.impl, "quick": args.quick, "configs": []}
-    for cfg in GRID:
+    for cfg in grid:
         row = bench_config(cfg, args.impl, args.quick)
         result["configs"].append(row)
         print(f"done {cfg}", file=sys.stderr, flush=True)

@@ -102,7 +102,7 @@ def run(args) -> dict:
     (out / f"{res['level']}_sample.txt").write_text(res["sample"], encoding="utf-8")
     if not word:
         page = out / "cells.html"
-        res["cells"] = write_cell_page(model, vocab, test_t[:3000], page, top=5)[:12]
+        res["cells"] = write_cell_page(model, vocab, test_t[:2000], page, top=5)[:12]
         res["screenshot"] = screenshot(page, out / "cells.png")
     (out / f"{res['level']}_results.json").write_text(json.dumps(res, indent=2))
     return res

@@ -75,6 +75,16 @@ def _reporter(args, unit: str, save):
     return on_row, bar
 
 
+def _schedule(args) -> dict:
+    """TrainConfig fields of --schedule: "plateau" halves lr after --patience flat validations."""
+    if args.schedule == "none":
+        return {}
+    if args.schedule == "cosine" and args.steps is None:
+        raise ValueError("--schedule cosine anneals over --steps; give --steps (or use plateau)")
+    return {"schedule": args.schedule, "lr_gamma": args.lr_gamma, "lr_step_size": args.lr_step,
+            "plateau_patience": args.patience, "lr_min": 0.0}  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..text.vocab import read_text
     from ..text.workflow import finish_training, make_trainer, save_model, split_text
@@ -95,7 +105,7 @@ def _train(args: argparse.Namespace) -> int:
                       log_every=args.log_every, metrics_path=str(out / "metrics.jsonl"),
                       checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
                       progress=False,
-                      restore_best=t["optimizer"] != "ntasgd")  # fmt: skip
+                      restore_best=t["optimizer"] != "ntasgd", **_schedule(args))  # fmt: skip
     meta = {k: v for k, v in meta.items() if k != "format"}
     if not resuming:
         save_model(model, vocab, out, meta)
@@ -189,6 +199,10 @@ def _add_train(sub) -> None:
     t.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], default="adam")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    t.add_argument("--schedule", choices=["none", "plateau", "step", "cosine"], default="none")
+    t.add_argument("--lr-gamma", type=float, default=0.5, help="lr factor (plateau, step)")
+    t.add_argument("--lr-step", type=int, default=1000, help="steps between decays (step)")
+    t.add_argument("--patience", type=int, default=1, help="flat validations (plateau)")
     t.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     t.add_argument("--val-tokens", type=int, default=100_000, help="validation tokens used")
     t.add_argument("--log-every", type=int, default=50)

@@ -13,12 +13,17 @@ such as z[b0:b1, t, :] of a (B, T, 4H) array is passed without copying:
         C[M, N] = op(A)[M, K] @ op(B)[K, N] + beta * C
     gemv(trans, M, N, A, a_off, lda, x, x_off, beta, y, y_off)
         y = op(A) x + beta * y, with A stored (M, N)
+
+Caveat: Numba's disk cache is keyed on each kernel's own source file, not on the helpers it
+inlines from here. After editing this file, delete kernels/__pycache__/*.nb[ci] so the kernels
+are compiled again.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
+from numba.core.errors import TypingError
 from numba.extending import overload
 
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, dgemv, sgemm, sgemv
@@ -87,8 +92,16 @@ def gemv(trans, M, N, A, a_off, lda, x, x_off, beta, y, y_off):  # pragma: no co
     raise NotImplementedError("gemv is only callable from compiled code")
 
 
+def _check_arrays(*arrays):
+    """BLAS gets raw addresses: refuse, at compile time, anything but C-contiguous arrays of one
+    dtype (a silent stride or dtype mismatch would give wrong numbers, not an error)."""
+    if any(a.layout != "C" for a in arrays) or len({a.dtype for a in arrays}) != 1:
+        raise TypingError(f"gemm/gemv need C-contiguous arrays of one dtype, got {arrays}")
+
+
 @overload(gemm)
 def _gemm_ov(ta, tb, M, N, K, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
+    _check_arrays(A, B, C)
     f32 = A.dtype == types.float32
     fn, real, size = (sgemm, np.float32, 4) if f32 else (dgemm, np.float64, 8)
 
@@ -105,6 +118,7 @@ def _gemm_ov(ta, tb, M, N, K, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc)
 
 @overload(gemv)
 def _gemv_ov(trans, M, N, A, a_off, lda, x, x_off, beta, y, y_off):
+    _check_arrays(A, x, y)
     f32 = A.dtype == types.float32
     fn, real, size = (sgemv, np.float32, 4) if f32 else (dgemv, np.float64, 8)
 

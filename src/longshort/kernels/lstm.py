@@ -23,16 +23,16 @@ Rows past their length keep their state, output 0 and pass gradients through unc
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
 
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
-from ._blas import get_threads, set_threads
-from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
+from ._lstm_loops import _backward_one, _backward_par, _forward_one, _forward_par, _step
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
 
@@ -41,216 +41,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     # the workqueue layer ~0.1 ms. It applies to the whole process, so a user's explicit choice
     # (the environment variable) wins. (workqueue does not run two parallel regions at once.)
     numba.config.THREADING_LAYER = "workqueue"
-
-
-# Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
-# proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
-# No float literals either: 1.0 - x would promote float32 to float64.
-
-
-@njit(**JIT)
-def _activate(z, b, H):
-    """z (4H,) pre-activations + b (4H,) -> gates in place: sigmoid on i, f, o; tanh on g."""
-    s, bs = z[: 2 * H], b[: 2 * H]
-    for j in range(2 * H):
-        s[j] = sigmoid_(s[j] + bs[j])
-    g, bg = z[2 * H : 3 * H], b[2 * H : 3 * H]
-    for j in range(H):
-        g[j] = tanh_(g[j] + bg[j])
-    o, bo = z[3 * H :], b[3 * H :]
-    for j in range(H):
-        o[j] = sigmoid_(o[j] + bo[j])
-
-
-@njit(**JIT)
-def _cell(z, cp, cn, tc, hn, H):
-    """Gates z (4H,), c_{t-1} (H,) -> c_t, tanh(c_t), h_t; one output array per loop."""
-    i, f, g, o = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
-    for j in range(H):
-        cn[j] = f[j] * cp[j] + i[j] * g[j]
-    for j in range(H):
-        tc[j] = tanh_(cn[j])
-    for j in range(H):
-        hn[j] = o[j] * tc[j]
-
-
-@njit(**JIT)
-def _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
-    """Rows b0:b1 through all steps. z (B,T,4H) holds x W_ih^T and becomes the gates.
-
-    wt_hh = W_hh^T (H, 4H) contiguous: OpenBLAS runs the NN product 1.5x faster than NT here.
-    hbuf, cbuf (B, S, H) with S = T+1 (keep every state) or 2 (ring); tbuf (B, T or 1, H).
-    """
-    B, T, G = z.shape
-    H, S, St, nb = G // 4, hbuf.shape[1], tbuf.shape[1], b1 - b0
-    for t in range(T):
-        tp, tn, tt = t % S, (t + 1) % S, t % St
-        if nb == 1:
-            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, (b0 * T + t) * G)
-        else:
-            gemm(NO_TRANS, NO_TRANS, nb, G, H, hbuf, (b0 * S + tp) * H, S * H,
-                 wt_hh, 0, G, 1.0, z, (b0 * T + t) * G, T * G)  # fmt: skip
-        for r in range(b0, b1):
-            zr, hn, cn, yr = z[r, t], hbuf[r, tn], cbuf[r, tn], y[r, t]
-            _activate(zr, b, H)
-            _cell(zr, cbuf[r, tp], cn, tbuf[r, tt], hn, H)
-            if t < lens[r]:
-                yr[:] = hn
-            else:  # past the end: carry the state, output zero
-                hn[:] = hbuf[r, tp]
-                cn[:] = cbuf[r, tp]
-                yr[:] = 0.0
-
-
-@njit(**JIT)
-def _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, b0, b1):
-    """Rows b0:b1: z = x W_ih^T (one GEMM over their T steps), then the time loop.
-
-    wt_ih = W_ih^T (I, 4H) for the faster NN product, or (0, 0) when the transpose is not worth
-    making (few rows); likewise wt_hh is only needed when a chunk has several rows.
-    """
-    B, T, I = x.shape
-    G, M = z.shape[2], (b1 - b0) * T
-    if wt_ih.shape[0] == 0:
-        gemm(NO_TRANS, TRANS, M, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * G, G)
-    else:
-        gemm(NO_TRANS, NO_TRANS, M, G, I, x, b0 * T * I, I, wt_ih, 0, G, 0.0, z, b0 * T * G, G)
-    _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1)
-
-
-@njit(**JIT)
-def _forward_one(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens):
-    threads = get_threads()
-    set_threads(1)
-    _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, 0, x.shape[0])
-    set_threads(threads)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _forward_par(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
-    B, threads = x.shape[0], get_threads()
-    set_threads(1)
-    for k in prange(chunks):
-        _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens,
-                       k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
-    set_threads(threads)
-
-
-@njit(**JIT)
-def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
-    """One row of one step: dz (4H,) from the gates; dc (H,) becomes dc_t, then dc_t f."""
-    i, f, g, o = g4[:H], g4[H : 2 * H], g4[2 * H : 3 * H], g4[3 * H :]
-    di, df, dg, do = dzr[:H], dzr[H : 2 * H], dzr[2 * H : 3 * H], dzr[3 * H :]
-    for j in range(H):
-        dcb[j] += dhb[j] * o[j] - dhb[j] * o[j] * tc[j] * tc[j]
-    for j in range(H):
-        do[j] = dhb[j] * tc[j] * (o[j] - o[j] * o[j])
-    for j in range(H):
-        di[j] = dcb[j] * g[j] * (i[j] - i[j] * i[j])
-    for j in range(H):
-        df[j] = dcb[j] * cp[j] * (f[j] - f[j] * f[j])
-    for j in range(H):
-        dg[j] = dcb[j] * i[j] - dcb[j] * i[j] * g[j] * g[j]
-    for j in range(H):
-        dcb[j] *= f[j]
-
-
-@njit(**JIT)
-def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, lens, dh, dc, dz, tmp, b0, b1):
-    """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written."""
-    B, T, G = gates.shape
-    H, nb = G // 4, b1 - b0
-    full = True
-    for r in range(b0, b1):
-        full = full and lens[r] >= T
-    out = dh if full else tmp  # rows past their end must keep dh, so go through tmp
-    for t in range(T - 1, -1, -1):
-        for r in range(b0, b1):
-            if t >= lens[r]:
-                dz[r, t] = 0.0
-                continue
-            dhb = dh[r]
-            if has_dy:
-                dyr = dy[r, t]
-                for j in range(H):
-                    dhb[j] += dyr[j]
-            _dz_row(dz[r, t], gates[r, t], tcs[r, t], cs[r, t], dhb, dc[r], H)
-        if nb == 1:
-            gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * G, 0.0, out, b0 * H)
-        else:
-            gemm(NO_TRANS, NO_TRANS, nb, H, G, dz, (b0 * T + t) * G, T * G,
-                 w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip
-        if not full:
-            for r in range(b0, b1):
-                if t < lens[r]:
-                    dh[r] = tmp[r]
-
-
-@njit(**JIT)
-def _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
-                    x, w_ih, dx, dw_ih, dw_hh, db, b0, b1):  # fmt: skip
-    """Rows b0:b1: BPTT, then their share of dx and of the weight gradients (one GEMM each;
-    dW_hh sums per-row GEMMs because h_{0..T-1} of consecutive rows are not adjacent in hs)."""
-    B, T, I = x.shape
-    G = gates.shape[2]
-    H, nb = G // 4, b1 - b0
-    _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, lens, dh, dc, dz, tmp, b0, b1)
-    gemm(NO_TRANS, NO_TRANS, nb * T, I, G, dz, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
-    gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
-    for b in range(b0, b1):
-        beta = 0.0 if b == b0 else 1.0
-        gemm(TRANS, NO_TRANS, G, H, T, dz, b * T * G, G, hs, b * (T + 1) * H, H, beta, dw_hh, 0, H)
-    db[:] = 0.0
-    for b in range(b0, b1):
-        for t in range(T):
-            db += dz[b, t]
-
-
-@njit(**JIT)
-def _backward_one(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
-                  x, w_ih, dx, dw_ih, dw_hh, db):  # fmt: skip
-    threads = get_threads()
-    set_threads(1)
-    _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
-                    x, w_ih, dx, dw_ih[0], dw_hh[0], db[0], 0, dh.shape[0])  # fmt: skip
-    set_threads(threads)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _backward_par(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
-                  x, w_ih, dx, dw_ih, dw_hh, db):  # fmt: skip
-    """dw_ih, dw_hh, db carry a leading axis: one partial sum per chunk (a chunk on 1 row)."""
-    B, chunks, threads = dh.shape[0], dw_ih.shape[0], get_threads()
-    set_threads(1)
-    for k in prange(chunks):
-        _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
-                        x, w_ih, dx, dw_ih[k], dw_hh[k], db[k],
-                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
-    set_threads(threads)
-
-
-@njit(**JIT)
-def _step(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """One step for all rows -> (h_t, c_t, gates (B, 4H)). Few arguments: each costs the
-    dispatcher time, and a streaming step is mostly call overhead."""
-    B, I = x.shape
-    H = h.shape[1]
-    G = 4 * H
-    threads = get_threads()
-    set_threads(1)
-    z, b = np.empty((B, G), h.dtype), b_ih + b_hh
-    hn, cn, tc = np.empty((B, H), h.dtype), np.empty((B, H), h.dtype), np.empty(H, h.dtype)
-    if B == 1:
-        gemv(NO_TRANS, G, I, w_ih, 0, I, x, 0, 0.0, z, 0)
-        gemv(NO_TRANS, G, H, w_hh, 0, H, h, 0, 1.0, z, 0)
-    else:
-        gemm(NO_TRANS, TRANS, B, G, I, x, 0, I, w_ih, 0, I, 0.0, z, 0, G)
-        gemm(NO_TRANS, TRANS, B, G, H, h, 0, H, w_hh, 0, H, 1.0, z, 0, G)
-    for r in range(B):
-        _activate(z[r], b, H)
-        _cell(z[r], c[r], cn[r], tc, hn[r], H)
-    set_threads(threads)
-    return hn, cn, z
+_PARALLEL = threading.Lock()  # one parallel region at a time; other threads run serially
 
 
 # --- Python entry points, same signatures as ops.lstm -------------------------------------------
@@ -261,6 +52,21 @@ def _chunks(B: int, H: int) -> int:
     if B < 2 or B * H < PARALLEL_MIN_WORK:
         return 1
     return min(B, numba.get_num_threads())
+
+
+@contextlib.contextmanager
+def _cores(B: int, H: int):
+    """Number of batch chunks to run on separate cores; > 1 only while this thread holds the
+    parallel region (a second Python thread calling in meanwhile runs serially instead of
+    crashing the workqueue layer, which is not thread-safe)."""
+    n = _chunks(B, H)
+    if n > 1 and _PARALLEL.acquire(blocking=False):
+        try:
+            yield n
+        finally:
+            _PARALLEL.release()
+    else:
+        yield 1
 
 
 def _lens(mask, B: int, T: int) -> np.ndarray:
@@ -312,11 +118,11 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         y,
         _lens(mask, B, T),
     )
-    chunks = _chunks(B, H)
-    if chunks == 1:
-        _forward_one(*args)
-    else:
-        _forward_par(*args, chunks)
+    with _cores(B, H) as chunks:
+        if chunks == 1:
+            _forward_one(*args)
+        else:
+            _forward_par(*args, chunks)
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache
@@ -337,12 +143,12 @@ def lstm_backward(dy, dstate, cache):
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
     dz = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) gradient w.r.t. pre-activations
     dx = np.empty((B, T, I), dt)
-    chunks = _chunks(B, H)
-    dw_ih = np.empty((chunks, 4 * H, I), dt)  # one partial sum per chunk
-    dw_hh, db = np.empty((chunks, 4 * H, H), dt), np.empty((chunks, 4 * H), dt)
     args = (dy, has_dy, gates, hs, cs, tcs, w.w_hh, _lens(mask, B, T), dh, dc, dz)
     args += (np.empty((B, H), dt), x, w.w_ih, dx)
-    (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db)
+    with _cores(B, H) as chunks:
+        dw_ih = np.empty((chunks, 4 * H, I), dt)  # one partial sum per chunk
+        dw_hh, db = np.empty((chunks, 4 * H, H), dt), np.empty((chunks, 4 * H), dt)
+        (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db)
     dw_ih, dw_hh, db = dw_ih.sum(0), dw_hh.sum(0), db.sum(0)
     return dx, (dh, dc), LSTMWeights(dw_ih, dw_hh, db, db.copy())
 

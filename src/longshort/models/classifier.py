@@ -173,12 +173,12 @@ class SequenceClassifier:
     # --- data -----------------------------------------------------------------------------------
     def _prepare(self, X, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         x, lg = pad_sequences(X, lengths)  # (N, T, F) zero-padded, (N,)
-        if self.mean is None:
-            valid = np.arange(x.shape[1])[None, :] < lg[:, None]  # (N, T)
-            self.mean = x[valid].mean(axis=0) if self.config.standardize else np.zeros(x.shape[2])
-            self.std = (
-                x[valid].std(axis=0) + 1e-8 if self.config.standardize else np.ones(x.shape[2])
-            )
+        if self.mean is None:  # fitting: per-feature scaling from the real steps
+            steps = x[np.arange(x.shape[1])[None, :] < lg[:, None]]  # (sum L_i, F)
+            self.mean, self.std = steps.mean(axis=0), steps.std(axis=0)
+            self.std[self.std < 1e-8] = 1.0  # constant features: centre only
+            if not self.config.standardize:
+                self.mean, self.std = np.zeros_like(self.mean), np.ones_like(self.std)
         elif x.shape[2] != self.mean.shape[0]:
             raise ValueError(f"X has {x.shape[2]} features but the classifier was fitted on "
                              f"{self.mean.shape[0]}")  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.rnn import rnn_backward, rnn_forward, rnn_step
 from .recurrent import Recurrent
 
 NONLINEARITIES = ("tanh", "relu")
@@ -54,13 +53,12 @@ class RNN(Recurrent):
         self.nonlinearity = nonlinearity
 
     def _op_forward(self, x, state, w, lengths, need_cache):
-        y, h_n, cache = rnn_forward(
-            x, state[0], w, lengths, need_cache, nonlinearity=self.nonlinearity
-        )
+        forward = self._kernel_ops()[0]  # impl: fused kernels or the reference ops
+        y, h_n, cache = forward(x, state[0], w, lengths, need_cache, nonlinearity=self.nonlinearity)
         return y, (h_n,), cache
 
     def _op_backward(self, dy, dstate, cache):
-        dx, dh0, grads = rnn_backward(dy, dstate[0], cache)
+        dx, dh0, grads = self._kernel_ops()[1](dy, dstate[0], cache)
         return dx, (dh0,), grads
 
     def step(self, x_t, h=None):
@@ -77,7 +75,9 @@ class RNN(Recurrent):
         h = h.copy()  # (L, B, H)
         inp = x_t
         for layer in range(self.num_layers):
-            h[layer] = rnn_step(inp, h[layer], self.weights(layer), nonlinearity=self.nonlinearity)
+            h[layer] = self._kernel_ops()[2](
+                inp, h[layer], self.weights(layer), nonlinearity=self.nonlinearity
+            )
             inp = h[layer]
         return inp, h
 

@@ -99,7 +99,8 @@ def write_cell_page(model, vocab, text: str, path, top: int = 5) -> list[dict]:
     chosen = list(dict.fromkeys((r["layer"], r["cell"]) for r in ranking)) or [(0, 0)]
     cells = [
         {"name": f"layer {la} cell {h}",
-         **{k: np.round(traces[la][k][:, h], 3).tolist() for k in ("c", "i", "f", "o")}}
+         **{k: np.round(traces[la][k][:, h].astype(np.float64), 2 if k != "c" else 3).tolist()
+            for k in ("c", "i", "f", "o")}}
         for la, h in chosen
     ]  # fmt: skip
     data = {"text": text, "cells": cells, "ranking": ranking}
