@@ -2,7 +2,8 @@
 
     python benchmarks/bench_lstm.py [--quick] [--json FILE] [--impl auto|fused|reference]
 
-For each (B, T, I, H, L) it times, interleaving the implementations call by call (medians):
+For each (B, T, I, H, L) it times, interleaving the implementations in rounds (one block of
+back-to-back calls of each per round, at least 5 ms long; medians over rounds):
     inference       longshort forward(need_cache=False) | torch no_grad forward | ORT session.run
     training step   forward + backward with parameter gradients (torch: y.backward(dy))
 and for B = T = 1 also the streaming step: LSTM.step(x_t, state) vs a torch call on one step.
@@ -57,17 +58,25 @@ def build(cfg, impl):
     return layer, tl, x, dy
 
 
-def interleaved(fns: dict, reps: int, pause: float = 0.002) -> dict:
-    """Median seconds per call; one call of each per round, rotating the order every round."""
-    for f in fns.values():  # warm up (JIT, caches, thread pools)
-        f(), f()
+def interleaved(fns: dict, reps: int, pause: float = 0.002, block_s: float = 0.005) -> dict:
+    """Median seconds per call, measured in rounds: in each round every implementation runs one
+    block of back-to-back calls (at least `block_s` long, so fast calls are timed warm, as an
+    application calling in a loop sees them), in an order rotating every round."""
+    inner = {}
+    for n, f in fns.items():  # warm up (JIT, caches, thread pools) and size the blocks
+        f()
+        t0 = time.perf_counter()
+        f()
+        inner[n] = max(1, int(block_s / max(time.perf_counter() - t0, 1e-7)))
     names, times = list(fns), {n: [] for n in fns}
     for r in range(reps):
         for n in names[r % len(names) :] + names[: r % len(names)]:
             time.sleep(pause)  # let another library's spinning threads go idle
+            f, k = fns[n], inner[n]
             t0 = time.perf_counter()
-            fns[n]()
-            times[n].append(time.perf_counter() - t0)
+            for _ in range(k):
+                f()
+            times[n].append((time.perf_counter() - t0) / k)
     return {n: float(np.median(t)) for n, t in times.items()}
 
 
@@ -113,7 +122,7 @@ def bench_config(cfg, impl, quick):
     train = interleaved({"longshort": ls_train, "torch": torch_train}, reps)
     row = {"config": list(cfg), "reps": reps, "inference": inf, "train": train}
     if cfg[0] == 1 and cfg[1] == 1:
-        row["step"] = bench_step(layer, tl, x, reps * 20)
+        row["step"] = bench_step(layer, tl, x, reps)
     return row
 
 
@@ -130,7 +139,7 @@ def bench_step(layer, tl, x, reps):
         with torch.no_grad():
             tl(xt, tstate)
 
-    return interleaved({"longshort": lambda: layer.step(x_t, state), "torch": torch_step}, reps, 0)
+    return interleaved({"longshort": lambda: layer.step(x_t, state), "torch": torch_step}, reps)
 
 
 MEMORY_CHILD = """

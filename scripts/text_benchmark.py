@@ -46,7 +46,7 @@ def curve(model_dir: Path, word: bool) -> list[dict]:
             for r in rows if r.get("val") is not None]  # fmt: skip
 
 
-def plot(points: list[dict], unit: str, ngram: float, path: Path) -> None:
+def plot(points: list[dict], unit: str, ngram: tuple[str, float], test: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,7 +54,8 @@ def plot(points: list[dict], unit: str, ngram: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([p["seconds"] / 60 for p in points], [p["val"] for p in points], "o-", label="LSTM")
-    ax.axhline(ngram, color="gray", ls="--", label="n-gram (KN)")
+    ax.axhline(ngram[1], color="gray", ls="--", label=f"{ngram[0]}, same validation text")
+    ax.plot([points[-1]["seconds"] / 60], [test], "r*", ms=12, label="LSTM on the test split")
     ax.set_xlabel("training time (minutes, shared 2-core machine)")
     ax.set_ylabel(f"validation {unit}")
     ax.legend()
@@ -83,8 +84,9 @@ def run(args) -> dict:
     model, vocab, meta = load_model(args.model)
     text = data.read_text(encoding="utf-8")
     d = meta["data"]
-    train_t, _, test_t = split_text(text, d["val_fraction"], d["test_fraction"])
+    train_t, val_t, test_t = split_text(text, d["val_fraction"], d["test_fraction"])
     test_ids, train_ids = vocab.encode(test_t), vocab.encode(train_t)
+    val_ids = vocab.encode(val_t)[: args.val_tokens]
     word = model.config.level == "word"
     res = {"level": model.config.level, "parameters": model.num_parameters(),
            "model": meta["model"], "train": meta["train"], "test": evaluate(model, test_ids)}  # fmt: skip
@@ -94,9 +96,12 @@ def run(args) -> dict:
     out = Path(args.docs)
     out.mkdir(parents=True, exist_ok=True)
     unit, key = ("perplexity", "perplexity") if word else ("bpc", "bpc")
-    best_ngram = min(v[key] for v in res["ngram"].values())
+    best = min(res["ngram"], key=lambda o: res["ngram"][o][key])
+    kn = KneserNey(best, len(vocab)).fit(train_ids).evaluate(val_ids)[key]
+    res["ngram_val"] = {"order": best, key: kn, "tokens": len(val_ids) - 1}
     if res["curve"]:
-        plot(res["curve"], unit, best_ngram, out / f"{res['level']}_curve.png")
+        plot(res["curve"], unit, (f"KN {best}-gram", kn), res["test"][key],
+             out / f"{res['level']}_curve.png")  # fmt: skip
     prime = "\n" if not word else "\n"
     res["sample"] = generate(model, vocab, prime, args.length, temperature=0.8, seed=args.seed)
     (out / f"{res['level']}_sample.txt").write_text(res["sample"], encoding="utf-8")
@@ -117,6 +122,7 @@ def main() -> None:
     p.add_argument("--docs", default="docs/text", help="where results, plot, sample, page go")
     p.add_argument("--length", type=int, default=1000, help="sample length (tokens)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-tokens", type=int, default=50000, help="as in training's --val-tokens")
     res = run(p.parse_args())
     unit = "perplexity" if res["level"] == "word" else "bpc"
     print(f"test {unit} {res['test'][unit]:.4f} over {res['test']['tokens']} tokens; n-gram "

@@ -85,8 +85,11 @@ def test_word_level_reports_perplexity(corpus, tmp_path, capsys):
     code, _, _ = run(capsys, "text", "train", "--data", str(corpus), "--out", str(out),
                      "--level", "word", "--steps", "30", "--embedding-size", "16",
                      "--hidden-size", "32", "--lanes", "4", "--bptt", "20", "--tie",
-                     "--dropout-output", "0.1", "--no-progress")  # fmt: skip
+                     "--dropout-output", "0.1", "--no-progress", "--schedule", "step",
+                     "--lr-step", "10", "--val-every", "5", "--lr", "0.05")  # fmt: skip
     assert code == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["lr"] == 0.05 and rows[-1]["lr"] == pytest.approx(0.05 * 0.5**3)
     code, stdout, _ = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus))
     res = json.loads(stdout)
     vocab = json.loads((out / "vocab.json").read_text())

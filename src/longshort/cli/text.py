@@ -59,7 +59,7 @@ def _reporter(args, unit: str, save):
     by_steps = args.steps is not None
     total = args.steps if by_steps else round(args.minutes * 60)
     bar = tqdm(total=total, unit="step" if by_steps else "s", file=sys.stderr,
-               disable=None if args.progress else True, dynamic_ncols=True)  # fmt: skip
+               disable=not (args.progress and sys.stderr.isatty()), dynamic_ncols=True)  # fmt: skip
 
     def on_row(row):
         if row.get("val") is not None:

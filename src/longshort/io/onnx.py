@@ -42,6 +42,49 @@ def onnx_weights(layer, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return W, R, B
 
 
+# LSTM variant options the ONNX LSTM operator expresses (the rest are training-only: identity at
+# evaluation); projection, layer norm and zoneout have no ONNX form.
+ONNX_LSTM_VARIANTS = {"peepholes", "cell_clip", "input_forget", "recurrent_dropout", "weight_drop"}
+
+
+def lstm_variant_attrs(m) -> dict:
+    """ONNX LSTM attributes for an LSTM's variant options; TypeError for what ONNX cannot express."""
+    missing = m.variants.features - ONNX_LSTM_VARIANTS
+    if missing:
+        raise TypeError(
+            f"cannot export an LSTM with {', '.join(sorted(missing))} to ONNX: the ONNX LSTM "
+            f"operator expresses only {', '.join(sorted(ONNX_LSTM_VARIANTS))}"
+        )
+    attrs = {}
+    if m.variants.cell_clip is not None:
+        attrs["clip"] = m.variants.cell_clip
+    if m.variants.input_forget:
+        attrs["input_forget"] = 1
+    return attrs
+
+
+def lstm_variant_weights(m, l, W, R, B):
+    """ONNX W, R, B, P (D, 3H) or None for layer l of an LSTM with variant options.
+
+    Peepholes are stored in ONNX's P order [p_i, p_o, p_f] already. ONNX couples the gates the
+    other way round (f = 1 - i, i from the input block) from longshort (i = 1 - f, f from the
+    forget block); sigmoid(-z) = 1 - sigmoid(z) and a symmetric clip make them equal when ONNX's
+    input block (weights, biases, peephole) holds minus longshort's forget block.
+    """
+    H, D = m.hidden_size, m.num_directions
+    P = None
+    if m.variants.peepholes:
+        P = np.stack([m.weights(l, d).w_ph.reshape(-1) for d in range(D)])  # (D, 3H)
+    if m.variants.input_forget:  # ONNX order i, o, f, c: input block 0, forget block 2
+        W, R, B = W.copy(), R.copy(), B.copy()
+        W[:, :H], R[:, :H] = -W[:, 2 * H : 3 * H], -R[:, 2 * H : 3 * H]
+        B[:, :H], B[:, 4 * H : 5 * H] = -B[:, 2 * H : 3 * H], -B[:, 6 * H : 7 * H]
+        if P is not None:
+            P = P.copy()
+            P[:, :H] = -P[:, 2 * H :]
+    return W, R, B, P
+
+
 class _Graph:
     """Collects nodes and initializers; every intermediate gets a fresh name."""
 
@@ -85,15 +128,24 @@ def _recurrent(g: _Graph, m, x: str, seq: str, s_in: list[str], s_out: list[str]
         attrs["linear_before_reset"] = 1
     if kind == "RNN":
         attrs["activations"] = [m.nonlinearity.capitalize()] * D
+    features = getattr(m, "variants", None) and m.variants.features
+    if features:
+        attrs.update(lstm_variant_attrs(m))
     finals = [[] for _ in s_out]
     y_h = None
     for l in range(m.num_layers):
-        W, R, B = (g.const(a) for a in onnx_weights(m, l))
+        arrays = onnx_weights(m, l)
+        if features:
+            arrays = lstm_variant_weights(m, l, *arrays)  # W, R, B and P (or None)
+        W, R, B = (g.const(a) for a in arrays[:3])
         init = []
         for s in s_in:
             bounds = [g.const([v], np.int64) for v in (l * D, (l + 1) * D, 0)]
             init.append(g.add("Slice", [s, *bounds]))  # (D, B, H)
-        outs = g.add(kind, [x, W, R, B, seq, *init], n_out=3 if kind == "LSTM" else 2, **attrs)
+        ins = [x, W, R, B, seq, *init]
+        if features and arrays[3] is not None:
+            ins = ins + [""] * (7 - len(ins)) + [g.const(arrays[3])]  # P is input 7
+        outs = g.add(kind, ins, n_out=3 if kind == "LSTM" else 2, **attrs)
         y, y_h = outs[0], outs[1]  # (T, D, B, H), (D, B, H)
         for f, o in zip(finals, outs[1:]):
             f.append(o)

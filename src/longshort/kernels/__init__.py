@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 IMPLS = ("auto", "reference", "fused")
 KINDS = ("lstm", "gru", "rnn")
-__all__ = ["IMPLS", "KINDS", "fused_available", "get_lstm_ops", "get_ops"]
+__all__ = ["IMPLS", "KINDS", "fused_available", "get_lstm_ops", "get_lstm_variant_ops", "get_ops"]
 
 
 @functools.cache
@@ -89,3 +89,30 @@ def get_ops(kind: str, impl: str = "auto"):
 def get_lstm_ops(impl: str = "auto"):
     """(lstm_forward, lstm_backward, lstm_step) for `impl`; see `get_ops`."""
     return get_ops("lstm", impl)
+
+
+@functools.cache
+def get_lstm_variant_ops(features: frozenset, impl: str = "auto"):
+    """(forward, backward, step) for an LSTM with the variant options `features` on.
+
+    The signatures are ops/lstm_variants.py's. The fused kernels (kernels/lstm_variants.py) cover
+    the options in its FUSED_FEATURES; for any other combination "auto" falls back to the
+    reference (saying so once in the log) and "fused" raises RuntimeError naming what is missing.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl != "reference":
+        mod, reason = _load_fused("lstm_variants")
+        if mod is not None and features <= mod.FUSED_FEATURES:
+            return mod.forward, mod.backward, mod.step
+        if mod is not None:
+            missing = ", ".join(sorted(features - mod.FUSED_FEATURES))
+            reason = f"there is no fused kernel for the LSTM variant options: {missing}"
+        if impl == "fused":
+            raise RuntimeError(
+                f"impl='fused' was requested but {reason}; use impl='auto' to fall back to the "
+                "reference NumPy ops"
+            )
+        _warn_fallback("lstm variant", reason)
+    ref = _load_reference("lstm_variants")
+    return ref.lstm_ext_forward, ref.lstm_ext_backward, ref.lstm_ext_step

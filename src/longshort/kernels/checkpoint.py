@@ -53,6 +53,11 @@ def _segment_lengths(lengths, a: int, n: int):
     return np.clip(np.asarray(lengths) - a, 0, n)
 
 
+def _add(p, q):
+    """p + q for gradient fields; None (a parameter the op does not have) stays None."""
+    return None if p is None else p + q
+
+
 def checkpointed_forward(forward, x, state0, weights, lengths, every):
     """Forward pass that keeps only the segment boundary states.
 
@@ -101,6 +106,6 @@ def checkpointed_backward(forward, backward, dy, dstate, cache: CheckpointCache)
         dys = None if dy is None else dy[:, a : a + n]
         dxs, dstate, g = backward(dys, dstate, seg_cache)
         dx[:, a : a + n] = dxs
-        grads = g if grads is None else type(g)(*(p + q for p, q in zip(grads, g)))
+        grads = g if grads is None else type(g)(*(_add(p, q) for p, q in zip(grads, g)))
         dstate = tuple(dstate)
     return dx, dstate, grads

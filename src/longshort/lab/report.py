@@ -1,7 +1,7 @@
 """The lab's comparison: many runs, one results table (JSON, PNG and Markdown), resumable.
 
     DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length); see lab.run
-    DIR/results.png    success rate against length, one line per model, chance as a dashed line
+    DIR/results.png    success rate and error / chance against length, one line per model
     DIR/results.md     the same rows as a Markdown table
     DIR/models/<task>-<model>-T<length>/   each run's saved model, metrics and result.json
 
@@ -74,31 +74,45 @@ def _cpu(row: dict) -> str:
     return "-" if row.get("cpu_seconds") is None else f"{row['cpu_seconds']:.0f}"
 
 
+MODEL_STYLE = {"lstm": ("C0", "o"), "gru": ("C2", "s"), "rnn": ("C3", "^")}
+
+
 def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
-    """Success rate against length, one line per (task, model); chance dashed. Agg, no pyplot."""
+    """One column per task: test success rate (top) and test error / chance error (bottom)
+    against the length T, one line per model, chance dashed. matplotlib's Figure API (Agg)."""
     from matplotlib.figure import Figure
 
     if not rows:
         raise ValueError("no results to plot")
     tasks = sorted({r["task"] for r in rows})
-    fig = Figure(figsize=(5.5 * len(tasks), 4), dpi=100)
-    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    for ax, task in zip(axes, tasks):
+    fig = Figure(figsize=(5 * len(tasks), 7), dpi=90)
+    axes = fig.subplots(2, len(tasks), squeeze=False)
+    for col, task in enumerate(tasks):
         mine = [r for r in rows if r["task"] == task]
+        top, bottom = axes[0][col], axes[1][col]
         for model in sorted({r["model"] for r in mine}):
-            pts = sorted(
-                (r["length"], 100 * r["success_rate"]) for r in mine if r["model"] == model
-            )
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model.upper())
+            pts = sorted((r["length"], r) for r in mine if r["model"] == model)
+            x = [p[0] for p in pts]
+            color, marker = MODEL_STYLE.get(model, (None, "o"))
+            style = {"color": color, "marker": marker, "label": model.upper()}
+            top.plot(x, [100 * p[1]["success_rate"] for p in pts], **style)
+            bottom.plot(x, [p[1]["test_error"] / p[1]["chance_error"] for p in pts], **style)
         chance = 100 * mine[0]["chance_success"]
-        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.3g} %)")
-        ax.set_xscale("log")
-        ax.set_ylim(-2, 102)
-        ax.set_xlabel("length T (time lag)")
-        ax.set_ylabel("test success rate (%)")
-        ax.set_title(f"{task}: solved sequences on held-out test")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        top.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.3g} %)")
+        bottom.axhline(1.0, color="grey", ls="--", lw=1, label="chance")
+        top.set_ylim(-2, 102)
+        bottom.set_ylim(bottom=0)
+        top.set_title(f"{task}: held-out test")
+        top.set_ylabel("success rate (%)")
+        bottom.set_ylabel("test error / chance error")
+        lengths = sorted({r["length"] for r in mine})
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_xticks(lengths, [str(v) for v in lengths])
+            ax.minorticks_off()
+            ax.set_xlabel("length T (time lag)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

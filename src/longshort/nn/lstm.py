@@ -10,12 +10,30 @@
 Shapes: x (B, T, I) -> y (B, T, D*H); state (h, c), each (L*D, B, H).
 Parameters: weight_ih_l{k} (4H, I_k), weight_hh_l{k} (4H, H), bias_ih_l{k}, bias_hh_l{k} (4H,),
 gate blocks in the order i, f, g, o; `_reverse` for the backward direction.
+
+Variants (keyword options, all off by default; any of them routes the layer to
+ops/lstm_variants.py, whose docstring has the equations; parameters in nn/_lstm_variants.py):
+    proj_size=P         LSTMP (Sak et al. 2014): h_t = W_hr (o * tanh(c_t)), as torch.nn.LSTM;
+                        h and y have width P: y (B, T, D*P), h (L*D, B, P), c (L*D, B, H)
+    peepholes=True      gates see c_{t-1} (i, f) and c_t (o) (Gers & Schmidhuber 2000), as ONNX
+    layer_norm=True     layer-normalised gate pre-activations and cell (Ba et al. 2016; haste)
+    zoneout=z|(z_c, z_h)  keep each unit's previous value with probability z in training, the
+                        expectation at evaluation (Krueger et al. 2016)
+    recurrent_dropout=p one dropout mask per sequence on h_{t-1} into the recurrence (Gal 2016)
+    weight_drop=p       DropConnect on weight_hh once per forward (Merity et al. 2018, AWD-LSTM)
+    cell_clip=k         ONNX's `clip`: gate pre-activations clipped to [-k, k]
+    input_forget=True   coupled gates i = 1 - f (CIFG, Greff et al. 2017)
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from ..kernels import get_lstm_variant_ops
+from . import _lstm_variants as V
+from .module import Module
 from .recurrent import Recurrent
 
 
@@ -33,7 +51,69 @@ class LSTM(Recurrent):
     STATES = 2
     KIND = "lstm"
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, dtype=np.float32, *,
+                 proj_size: int = 0, peepholes: bool = False, layer_norm: bool = False,
+                 zoneout=0.0, recurrent_dropout: float = 0.0, weight_drop: float = 0.0,
+                 cell_clip: float | None = None, input_forget: bool = False, **kwargs):  # fmt: skip
+        # The variants decide parameter shapes, so they are set before Recurrent builds them.
+        Module.__init__(self)
+        self.variants = V.LSTMVariants.build(
+            hidden_size, proj_size, peepholes, layer_norm, zoneout, recurrent_dropout,
+            weight_drop, cell_clip, input_forget,
+        )  # fmt: skip
+        self.proj_size = self.variants.proj_size
+        if proj_size and kwargs.get("init") == "orthogonal":
+            raise ValueError(
+                "LSTM: init='orthogonal' needs square recurrent blocks; not with proj_size"
+            )
+        super().__init__(
+            input_size, hidden_size, num_layers, bidirectional, dropout, dtype, **kwargs
+        )
+        V.reset_layer_norm(self)
+        if self.variants.features and self.impl == "fused":
+            self._kernel_ops()  # fail now, with the reason
+
+    # --- variant hooks (see Recurrent) ----------------------------------------------------------
+    def _state_sizes(self):
+        return (self.proj_size or self.hidden_size, self.hidden_size)
+
+    def _extra_params(self, sfx):
+        V.add_params(self, sfx, self.variants)
+
+    def weights(self, layer: int = 0, direction: int = 0):
+        """RecurrentWeights, or LSTMExtWeights (None where a variant is off) with any variant on."""
+        if not self.variants.features:
+            return super().weights(layer, direction)
+        return V.ext_weights(self, self._suffix(layer, direction))
+
+    def _op_weights(self, layer, d, batch, steps):
+        w = self.weights(layer, d)
+        if not self.variants.features:
+            return w
+        training = self.training
+        if training and any(self.variants.zoneout) and self.checkpoint_every is not None:
+            raise ValueError(
+                "LSTM: zoneout draws a mask per step, which checkpoint_every's segments cannot "
+                "replay; set checkpoint_every=None for training with zoneout"
+            )
+        H, R = self.hidden_size, self._state_sizes()[0]
+        opts = V.options(self.variants, self._rng, training, batch, steps, H, R, self.dtype)
+        return V.ExtArgs(w, opts)
+
+    def _accumulate(self, layer, d, grads):
+        if not self.variants.features:
+            return super()._accumulate(layer, d, grads)
+        V.accumulate(self, self._suffix(layer, d), grads)
+
+    def _kernel_ops(self):
+        if not self.variants.features:
+            return super()._kernel_ops()
+        return get_lstm_variant_ops(self.variants.features, self.impl)
+
     def _op_forward(self, x, state, w, lengths, need_cache):
+        if isinstance(w, V.ExtArgs):
+            return self._kernel_ops()[0](x, state, w.weights, w.opts, lengths, need_cache)
         return self._kernel_ops()[0](x, state, w, lengths, need_cache)
 
     def _op_backward(self, dy, dstate, cache):
@@ -89,6 +169,10 @@ class LSTM(Recurrent):
         else:
             h, c = self._check_states(state, B)
         step = self._kernel_ops()[2]
+        if self.variants.features:  # evaluation masks: zoneout's expectation, no dropout
+            opts = V.options(self.variants, None, False, B, 1, self.hidden_size,
+                             self._state_sizes()[0], self.dtype)  # fmt: skip
+            step = functools.partial(step, opts=opts)
         hs, cs, inp = [], [], x_t
         for layer in range(L):
             (h_l, c_l), _ = step(inp, (h[layer], c[layer]), self.weights(layer))  # (B, H) each

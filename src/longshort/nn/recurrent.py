@@ -90,14 +90,16 @@ class Recurrent(Module):
         rng = np.random.default_rng(seed)
         self._rng = rng
         G, H, D = self.GATES, self.hidden_size, self.num_directions
+        R = self._state_sizes()[0]  # width of h: H, or the LSTM's proj_size
         for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else D * H
+            in_size = self.input_size if layer == 0 else D * R
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 setattr(self, "weight_ih" + sfx, Parameter(np.zeros((G * H, in_size), self.dtype)))
-                setattr(self, "weight_hh" + sfx, Parameter(np.zeros((G * H, H), self.dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(np.zeros((G * H, R), self.dtype)))
                 setattr(self, "bias_ih" + sfx, Parameter(np.zeros(G * H, self.dtype)))
                 setattr(self, "bias_hh" + sfx, Parameter(np.zeros(G * H, self.dtype)))
+                self._extra_params(sfx)
         init_recurrent(self, rng, init, forget_bias, chrono_t_max)
         self._ctx = None
 
@@ -125,6 +127,23 @@ class Recurrent(Module):
             return checkpointed_backward(self._op_forward, self._op_backward, dy, dstate, cache)
         return self._op_backward(dy, dstate, cache)
 
+    # --- hooks a subclass may override (the LSTM's variants do) ----------------------------------
+    def _state_sizes(self) -> tuple[int, ...]:
+        """Width of each state: (H,) or (H, H); an LSTM with proj_size=P has (P, H)."""
+        return (self.hidden_size,) * self.STATES
+
+    def _extra_params(self, sfx: str) -> None:
+        """Register more parameters of one layer-direction (called after the four standard ones)."""
+
+    def _op_weights(self, layer: int, d: int, batch: int, steps: int):
+        """What the op receives as its weights in forward(); the LSTM's variants add their masks."""
+        return self.weights(layer, d)
+
+    def _accumulate(self, layer: int, d: int, grads) -> None:
+        """Add one layer-direction's parameter gradients into `.grad`."""
+        for p, g in zip(self._params(layer, d), grads):
+            p.grad += g
+
     # --- helpers --------------------------------------------------------------------------------
     def _suffix(self, layer: int, d: int) -> str:
         return f"_l{layer}" + ("_reverse" if d else "")
@@ -137,16 +156,18 @@ class Recurrent(Module):
         return RecurrentWeights(*(p.data for p in self._params(layer, direction)))
 
     def _check_states(self, state, batch: int) -> tuple[np.ndarray, ...]:
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        shapes = [(self.num_layers * self.num_directions, batch, n) for n in self._state_sizes()]
         if state is None:
-            return tuple(np.zeros(shape, self.dtype) for _ in range(self.STATES))
+            return tuple(np.zeros(shape, self.dtype) for shape in shapes)
         if self.STATES == 1:
             if isinstance(state, tuple | list):
                 raise ValueError(f"{type(self).__name__} takes a single h0 array, not a tuple")
-            return (V.check_state(state, "h0", shape, self.dtype),)
+            return (V.check_state(state, "h0", shapes[0], self.dtype),)
         if not isinstance(state, tuple | list) or len(state) != 2:
             raise ValueError("LSTM state must be a tuple (h0, c0)")
-        return tuple(V.check_state(s, n, shape, self.dtype) for s, n in zip(state, ("h0", "c0")))
+        return tuple(
+            V.check_state(s, n, sh, self.dtype) for s, n, sh in zip(state, ("h0", "c0"), shapes)
+        )
 
     def _pack_state(self, states):
         return states[0] if self.STATES == 1 else tuple(states)
@@ -191,7 +212,11 @@ class Recurrent(Module):
                 k = layer * D + d
                 xin = inp if d == 0 else reverse_padded(inp, lengths)
                 y, st, cache = self._run_forward(
-                    xin, tuple(s[k] for s in s0), self.weights(layer, d), lengths, need_cache
+                    xin,
+                    tuple(s[k] for s in s0),
+                    self._op_weights(layer, d, B, T),
+                    lengths,
+                    need_cache,
                 )
                 outs.append(y if d == 0 else reverse_padded(y, lengths))  # (B, T, H)
                 for dst, val in zip(s_n, st):
@@ -216,14 +241,15 @@ class Recurrent(Module):
                 f"{type(self).__name__}.backward() needs a forward pass with need_cache=True first"
             )
         caches, drop_masks, lengths, B, T = self._ctx
-        D, H, L = self.num_directions, self.hidden_size, self.num_layers
-        shape = (L * D, B, H)
+        D, L = self.num_directions, self.num_layers
+        H = self._state_sizes()[0]  # width of y per direction
+        shapes = [(L * D, B, n) for n in self._state_sizes()]
         if dy is not None:
             dy = np.asarray(dy, dtype=self.dtype)
             if dy.shape != (B, T, D * H):
                 raise ValueError(f"dy must have shape {(B, T, D * H)}, got {dy.shape}")
-        ds_n = self._check_dstate(dstate, shape)
-        ds0 = tuple(np.zeros(shape, self.dtype) for _ in range(self.STATES))
+        ds_n = self._check_dstate(dstate, shapes)
+        ds0 = tuple(np.zeros(shape, self.dtype) for shape in shapes)
         dout = dy  # (B, T, D*H) or None
         for layer in reversed(range(L)):
             din = None
@@ -238,19 +264,18 @@ class Recurrent(Module):
                 din = dx if din is None else din + dx
                 for dst_all, val in zip(ds0, dst):
                     dst_all[k] = val
-                for p, g in zip(self._params(layer, d), grads):
-                    p.grad += g
+                self._accumulate(layer, d, grads)
             if drop_masks[layer] is not None:
                 din = din * drop_masks[layer]
             dout = din
         return dout, self._pack_state(ds0)
 
-    def _check_dstate(self, dstate, shape):
+    def _check_dstate(self, dstate, shapes):
         if dstate is None:
-            return tuple([None] * shape[0] for _ in range(self.STATES))
+            return tuple([None] * shape[0] for shape in shapes)
         parts = (dstate,) if self.STATES == 1 else tuple(dstate)
         out = []
-        for p in parts:
+        for p, shape in zip(parts, shapes):
             if p is None:
                 out.append([None] * shape[0])
                 continue
