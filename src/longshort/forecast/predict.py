@@ -2,7 +2,7 @@
 
 A saved forecaster is a directory (nothing pickled, loading runs no code from it):
 
-    config.json         {"format": "longshort-forecaster-1", "config": ForecasterConfig,
+    config.json         {"format": "longshort-forecaster-2", "config": ForecasterConfig,
                          "freq", "season", "scalers": {series: {loc, scale, ...}},
                          "offsets": [H] or null, "net": [n_inputs, n_extra, S, Q, hidden, layers]}
     model.safetensors   the ForecastNet state_dict (PyTorch names: lstm.weight_ih_l0, head.weight)
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .features import Inputs, Scaler, assemble, gather, series_inputs
+from .features import Inputs, Scaler, Window, assemble, gather, series_inputs, window_of
 from .frame import Series, time_range
 
 CHUNK = 2048  # windows per forward pass
@@ -27,34 +27,34 @@ def median_index(quantiles) -> int:
     return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))
 
 
-def _direct(net, zb, pb, kb, C: int, H: int) -> np.ndarray:
-    x, extra, level = assemble(zb, pb, kb, 0, C, H)
-    return net(x, extra) + level[..., None]  # (M, H, Q)
+def _direct(net, zb, pb, kb, w: Window) -> np.ndarray:
+    x, extra, base = assemble(zb, pb, kb, 0, w)
+    return net(x, extra) + base[..., None]  # (M, H, Q)
 
 
-def _recursive(net, zb, pb, kb, C: int, H: int, mid: int) -> np.ndarray:
+def _recursive(net, zb, pb, kb, w: Window, H: int, mid: int) -> np.ndarray:
     out = np.empty((len(zb), H, net.dims[3]))
     zb = zb.copy()
     for k in range(H):  # each step reads the medians of the steps before it
-        x, extra, level = assemble(zb, pb, kb, k, C, 1)
-        out[:, k] = net(x, extra)[:, 0] + level  # (M, Q)
-        zb[:, C + k] = out[:, k, mid]
+        x, extra, base = assemble(zb, pb, kb, k, w)
+        out[:, k] = net(x, extra)[:, 0] + base  # (M, Q)
+        zb[:, w.back + k] = out[:, k, mid]
     return out
 
 
 def forecast_scaled(model, inp: Inputs, ends, offsets: bool = True) -> np.ndarray:
     """Quantiles (M, H, Q) in the series' scaled units for the windows ending at `ends` (M,),
     sorted along Q, the outermost widened by the conformal offsets when `offsets`."""
-    c, net = model.config, model.net
+    c, net, w = model.config, model.net, model.window
     ends = np.asarray(ends, np.int64)
     parts = []
     for a in range(0, len(ends), CHUNK):
-        zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], c.context, c.horizon)
+        zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], w.back, c.horizon)
         if c.strategy == "direct":
-            parts.append(_direct(net, zb, pb, kb, c.context, c.horizon))
+            parts.append(_direct(net, zb, pb, kb, w))
         else:
             mid = median_index(c.quantiles)
-            parts.append(_recursive(net, zb, pb, kb, c.context, c.horizon, mid))
+            parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid))
     q = np.sort(np.concatenate(parts).astype(np.float64), axis=2)
     if offsets and model.offsets is not None and q.shape[2] > 1:
         q[..., 0] -= model.offsets
@@ -91,10 +91,11 @@ def predict_frame(model, df) -> pd.DataFrame:
                         cols["future_covariates"], model.freq)  # fmt: skip
     frames = []
     for s in series:
-        if s.n_hist < c.context:
+        back = model.window.back
+        if s.n_hist < back:
             raise ValueError(
                 f"series {s.key} has {s.n_hist} values but the model reads a context of "
-                f"{c.context}; give at least {c.context} rows of history"
+                f"{back}; give at least {back} rows of history"
             )
         ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
         sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist)
@@ -149,6 +150,7 @@ def load_forecaster(cls, d: Path):
     model = cls.__new__(cls)
     model.config = ForecasterConfig.from_dict(meta["config"])
     model.freq, model.season = meta["freq"], meta["season"]
+    model.window = window_of(model.config, model.season)
     model.scalers = {k: Scaler.from_dict(v) for k, v in meta["scalers"].items()}
     model.offsets = None if meta["offsets"] is None else np.asarray(meta["offsets"])
     model.fit_seconds, model.train_result = meta.get("fit_seconds", 0.0), None

@@ -15,27 +15,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import Scaler, series_inputs, train_ends, windows
+from .features import Scaler, Window, series_inputs, train_ends, windows
 
 MAX_CALIBRATION_ORIGINS = 300  # per series: enough for a stable quantile, cheap to predict
 
 
-def check_length(s, c) -> None:
-    need = c.context + c.horizon
+def check_length(s, c, back: int | None = None) -> None:
+    """An error when series `s` is shorter than the lookback (default the context) + horizon."""
+    back = back or c.context
+    need = back + c.horizon
     if s.n_hist < need:
         where = "" if s.key == "series" else f"series {s.key} "
+        why = "" if back == c.context else f" (the seasonal baseline looks {back} steps back)"
         raise ValueError(
-            f"{where}has {s.n_hist} values but context + horizon = {c.context} + {c.horizon} "
-            f"= {need} are needed; use a smaller --context or --horizon, or more data"
+            f"{where}has {s.n_hist} values but context + horizon = {back} + {c.horizon} "
+            f"= {need} are needed{why}; use a smaller --context or --horizon, or more data"
         )
 
 
-def split_point(n: int, c) -> int:
+def split_point(n: int, c, back: int) -> int:
     """Where the validation part of a length-n series starts (n when there is none)."""
     if c.val_fraction <= 0:
         return n
     start = n - max(c.horizon, int(round(c.val_fraction * n)))
-    return start if start - c.steps >= c.context else n
+    return start if start - c.steps >= back else n
 
 
 def _stack(parts: list[dict]) -> dict:
@@ -44,21 +47,19 @@ def _stack(parts: list[dict]) -> dict:
     return {k: v[keep] for k, v in out.items()}
 
 
-def build_training(series: list, c, freq) -> tuple[dict, dict, dict]:
+def build_training(series: list, c, freq, w: Window) -> tuple[dict, dict, dict]:
     """(train arrays, validation arrays or {}, scalers by series key) for ForecastNet.loss."""
     train, val, scalers = [], [], {}
     for s in series:
-        check_length(s, c)
+        check_length(s, c, w.back)
         n = s.n_hist
         sc = scalers[s.key] = Scaler.fit(s, n)
         inp = series_inputs(s, sc, freq, c.calendar)
-        start = split_point(n, c)
-        train.append(
-            windows(inp, train_ends(start, c.context, c.steps, c.stride), c.context, c.steps)
-        )
+        start = split_point(n, c, w.back)
+        train.append(windows(inp, train_ends(start, w.back, c.steps, c.stride), w))
         if start < n:
-            ends = np.arange(max(start, c.context), n - c.steps + 1, c.stride)
-            val.append(windows(inp, ends, c.context, c.steps))
+            ends = np.arange(max(start, w.back), n - c.steps + 1, c.stride)
+            val.append(windows(inp, ends, w))
     train_arrays = _stack(train)
     if len(train_arrays["x"]) == 0:
         raise ValueError("no training windows: the series are too short for this context/horizon")
@@ -74,8 +75,8 @@ def calibrate(model, series: list) -> np.ndarray | None:
     scores = []
     for s in series:
         n = s.n_hist
-        start = split_point(n, c)
-        ends = np.arange(max(start, c.context), n - c.horizon + 1)
+        start = split_point(n, c, model.window.back)
+        ends = np.arange(max(start, model.window.back), n - c.horizon + 1)
         if len(ends) == 0:
             continue
         if len(ends) > MAX_CALIBRATION_ORIGINS:

@@ -4,8 +4,11 @@
 
 The LSTM reads the C context steps (scaled target minus the window's level, past-only covariates,
 known-future covariates and calendar features); a linear head reads its last hidden state together
-with the context values themselves and the known-future features of the S output steps (a linear
-"highway", as in LSTNet, so the seasonal lags reach the output directly). S = H for the direct
+with the context values themselves, the baseline of the S output steps and their known-future
+features (a linear "highway", as in LSTNet, so the seasonal lags reach the output directly). The
+head predicts the residual from a baseline (`baseline="seasonal"`: the value one season before
+each output step; "last": the last value; "none": the window's mean level) and starts at zero, so
+the untrained model is the seasonal naive forecaster and training learns its corrections. S = H for the direct
 strategy (one head for all steps), S = 1 for the recursive one (the median is fed back H times).
 The loss is the pinball loss over the quantile levels; after training, the outermost quantiles are
 widened (or narrowed) per horizon step by conformal offsets measured on the validation windows
@@ -27,7 +30,8 @@ from ..nn import LSTM, Linear, Module
 from ..ops.losses import pinball_backward, pinball_forward
 from ..train import LossOutput, TrainConfig, fit
 
-FORMAT = "longshort-forecaster-1"
+FORMAT = "longshort-forecaster-2"
+BASELINES = ("seasonal", "last", "none")
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ForecasterConfig:
     num_layers: int = 1
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     strategy: str = "direct"  # "direct" | "recursive"
+    baseline: str = "seasonal"  # "seasonal" | "last" | "none": what the network corrects
     calendar: bool = False
     season: int | None = None  # None = detected
     freq: str | int | None = None  # None = inferred
@@ -59,6 +64,8 @@ class ForecasterConfig:
         self.quantiles = tuple(float(q) for q in self.quantiles)
         if self.strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {self.strategy!r}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {list(BASELINES)}, got {self.baseline!r}")
         for name in ("horizon", "context", "hidden_size", "num_layers", "epochs", "stride"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -88,11 +95,15 @@ class ForecastNet(Module):
     """LSTM encoder + linear head on [h_C, extra]; see the module docstring for the shapes."""
 
     def __init__(self, n_inputs: int, n_extra: int, steps: int, n_quantiles: int,
-                 hidden_size: int, num_layers: int, dropout: float = 0.0, seed: int = 0):  # fmt: skip
+                 hidden_size: int, num_layers: int, dropout: float = 0.0, seed: int = 0,
+                 zero_head: bool = False):  # fmt: skip
         super().__init__()
         self.dims = (n_inputs, n_extra, steps, n_quantiles, hidden_size, num_layers)
         self.lstm = LSTM(n_inputs, hidden_size, num_layers, dropout=dropout, seed=seed)
         self.head = Linear(hidden_size + n_extra, steps * n_quantiles, seed=seed + 1)
+        if zero_head:  # start exactly at the baseline; the LSTM gets gradients after one step
+            self.head.weight.data[:] = 0.0
+            self.head.bias.data[:] = 0.0
         self.quantiles = np.zeros(n_quantiles, np.float32)
         self._shape = None
 
@@ -126,14 +137,16 @@ class Forecaster:
         >>> f.backtest(df, folds=5).metrics["models"]["lstm"]["mase"]
         >>> f.save("model/"); Forecaster.load("model/")
 
-    Args: see ForecasterConfig (keywords). After `fit`: `freq`, `season`, `scalers` (per series),
-    `offsets` (conformal widening per step, scaled units), `net`, `fit_seconds`.
+    Args: see ForecasterConfig (keywords). After `fit`: `freq`, `season`, `window` (the geometry
+    of the windows, longshort.forecast.features.Window), `scalers` (per series), `offsets`
+    (conformal widening per step, scaled units), `net`, `fit_seconds`.
     """
 
     def __init__(self, horizon: int = 12, context: int = 48, **options):
         self.config = ForecasterConfig(horizon=horizon, context=context, **options)
         self.net: ForecastNet | None = None
         self.freq, self.season, self.scalers, self.offsets = None, 1, {}, None
+        self.window = None
         self.fit_seconds, self.train_result = 0.0, None
 
     @property
@@ -159,14 +172,17 @@ class Forecaster:
     def fit_series(self, series: list, freq, columns: dict):
         """`fit` on already prepared Series (longshort.forecast.prepare)."""
         from ..forecast.baselines import detect_season
+        from ..forecast.features import window_of
         from ..forecast.training import build_training, calibrate
 
         c = self.config
         c.columns, self.freq = dict(columns), freq
         self.season = c.season or detect_season(series[0].y[: series[0].n_hist], freq)
-        train, val, self.scalers = build_training(series, c, freq)
+        self.window = window_of(c, self.season)
+        train, val, self.scalers = build_training(series, c, freq, self.window)
         self.net = ForecastNet(train["x"].shape[2], train["extra"].shape[1], c.steps,
-                               len(c.quantiles), c.hidden_size, c.num_layers, c.dropout, c.seed)  # fmt: skip
+                               len(c.quantiles), c.hidden_size, c.num_layers, c.dropout, c.seed,
+                               zero_head=c.baseline != "none")  # fmt: skip
         self.net.quantiles = np.asarray(c.quantiles, np.float32)
         cfg = TrainConfig(epochs=c.epochs, max_seconds=c.max_seconds, batch_size=c.batch_size,
                           lr=c.lr, seed=c.seed, patience=c.patience if val else None,
