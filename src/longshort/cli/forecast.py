@@ -122,8 +122,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--quantiles", default="0.1,0.5,0.9")
     p.add_argument("--strategy", choices=["direct", "recursive"], default="direct")
-    p.add_argument("--baseline", choices=["seasonal", "last", "none"], default="seasonal",
-                   help="the network forecasts the residual from this (default seasonal naive)")
+    p.add_argument(
+        "--baseline",
+        choices=["seasonal", "last", "none"],
+        default="seasonal",
+        help="the network forecasts the residual from this (default seasonal naive)",
+    )
     p.add_argument("--calendar", action="store_true", help="add calendar features")
     p.add_argument("--season", type=int, help="seasonal period (default: detected)")
     p.add_argument("--epochs", type=int, default=40)
