@@ -10,6 +10,10 @@ Pooling reads only the L_b real steps of each sequence, so padding never reaches
     last  p = [y_fwd[b, L_b - 1], y_bwd[b, 0]]    the final state of each direction
     mean  p = (1 / L_b) sum_{t < L_b} y[b, t]
     max   p = max_{t < L_b} y[b, t]               (gradient to the arg max step; first on ties)
+
+Streaming (unidirectional only): `state = clf.init_state(B)`, then `proba_t, state =
+clf.step(x_t, state)` gives predict_proba of the prefixes x[:, :t+1]; the state keeps the
+recurrent state, the running sum (mean) or maximum (max) of y, and the number of steps seen.
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ def pool_backward(dp: np.ndarray, cache: PoolCache) -> np.ndarray:
     dy = np.zeros(cache.shape, dp.dtype)  # (B, T, D*H)
     np.put_along_axis(dy, cache.index[:, None, :], dp[:, None, :], axis=1)
     return dy
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Logits (B, C) -> probabilities (B, C) along the last axis."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass
@@ -144,6 +154,25 @@ class ClassifierNet(Module):
         dp = self.head.backward(dlogits)  # (B, D*H)
         dx, _ = self.rnn.backward(pool_backward(dp, self._cache))  # (B, T', F)
         return dx
+
+    def init_state(self, batch: int) -> tuple:
+        """(recurrent state, running pool of y (B, D*H) or None for "last", steps seen)."""
+        shape, dtype = (batch, self.head.in_features), self.head.dtype
+        pool = {"last": None, "mean": np.zeros(shape, dtype), "max": np.full(shape, -np.inf, dtype)}
+        return self.rnn.init_state(batch), pool[self.pooling], 0
+
+    def step(self, x_t, state=None):
+        """x_t (B, F) standardised -> logits (B, C) of the prefixes so far, new state."""
+        s, acc, n = self.init_state(len(x_t)) if state is None else state
+        y, s = self.rnn.step(x_t, s)  # (B, H)
+        if self.pooling == "mean":
+            acc = acc + y
+            p = acc / acc.dtype.type(n + 1)
+        elif self.pooling == "max":
+            acc = p = np.maximum(acc, y)
+        else:
+            p = y
+        return self.head(p), (s, acc, n + 1)
 
     def loss(self, batch: dict) -> LossOutput:
         """batch {"x": (B, T, F), "lengths": (B,), "y": (B,) class ids}: mean cross entropy."""
@@ -245,9 +274,23 @@ class SequenceClassifier:
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:
         """Class probabilities (N, C), columns in the order of `classes_`."""
-        z = self.decision_function(X, lengths)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.decision_function(X, lengths))
+
+    def init_state(self, batch: int) -> tuple:
+        """Streaming state for `batch` sequences before their first step (see step)."""
+        return self._check_fitted().init_state(batch)
+
+    def step(self, x_t, state=None) -> tuple[np.ndarray, tuple]:
+        """x_t (B, F) raw features -> class probabilities (B, C) of each prefix so far, new state.
+
+        Equal to predict_proba(x[:, :t+1]) at step t; eval mode, unidirectional models only.
+        """
+        net = self._check_fitted()
+        x_t = np.asarray(x_t, np.float64)
+        if x_t.ndim != 2 or x_t.shape[1] != len(self.mean):
+            raise ValueError(f"x_t must have shape (B, {len(self.mean)}), got {x_t.shape}")
+        z, state = net.step(((x_t - self.mean) / self.std).astype(self.config.dtype), state)
+        return softmax(z.astype(np.float64)), state
 
     def predict(self, X, lengths=None) -> np.ndarray:
         """Predicted labels (N,), values from `classes_`."""

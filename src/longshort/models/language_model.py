@@ -16,6 +16,8 @@ its regularisers and the loss is the plain cross entropy (nats per token).
 Weight drop replaces W_hh by W_hh * m_w for the forward pass (the LSTM's cache keeps the masked
 copy) and maps the gradient back: dL/dW_hh = dL/d(W_hh * m_w) * m_w.
 State: a tuple over layers of (h, c), each (1, B, H_l), as the training loop carries it.
+Streaming: `state = lm.init_state(B)`, then `logits_t, state = lm.step(ids_t, state)` gives the
+eval-mode forward's logits[:, t] one token at a time; the state passes to and from forward().
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..nn import LSTM, Embedding, Module, ModuleList, Parameter
+from ..ops.embedding import embedding_forward
 from ..ops.linear import linear_backward, linear_forward
 from ..ops.losses import cross_entropy_backward, cross_entropy_forward
 from ..train.contract import LossOutput
@@ -196,6 +199,22 @@ class LanguageModel(Module):
         logits, lin = linear_forward(d, self.out_weight.data, self.decoder_bias.data)  # (B, T, V)
         self._ctx = (x, masks._replace(hid=hid, whh=whh), outs[-1], d, lin) if need_cache else None
         return logits, tuple(states)
+
+    def init_state(self, batch: int) -> tuple:
+        """Zero state for `batch` lanes: a tuple over layers of (h, c), each (1, B, H_l)."""
+        return tuple(rnn.init_state(batch) for rnn in self.rnns)
+
+    def step(self, ids, state=None):
+        """One streaming step in eval mode (no dropout): ids (B,) -> next-token logits (B, V) and
+        the new state (zeros when state is None)."""
+        ids = np.asarray(ids)
+        state = self.init_state(len(ids)) if state is None else state
+        h, new = embedding_forward(ids, self.encoder.weight.data)[0], []  # (B, E)
+        for rnn, s in zip(self.rnns, state):
+            h, s = rnn.step(h, s)  # (B, H_l)
+            new.append(s)
+        logits, _ = linear_forward(h, self.out_weight.data, self.decoder_bias.data)  # (B, V)
+        return logits, tuple(new)
 
     def backward(self, dlogits, dd=None, dtop=None) -> None:
         """Accumulate every parameter's gradient from dL/dlogits (B, T, V), plus optional extra

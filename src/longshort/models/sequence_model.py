@@ -5,6 +5,9 @@
 readout "last" answers once per sequence, from the output at its last valid step
 (y[b, lengths[b] - 1]); readout "all" answers at every step. The same class serves every cell so
 that the lab compares them on equal terms (same hidden size, same head, same optimiser).
+
+Streaming: `state = model.init_state(B)`, then `out_t, state = model.step(x_t, state)` gives
+head(y_t): forward(x)[:, t] for readout "all", forward(x[:, :t+1]) for readout "last".
 """
 
 from __future__ import annotations
@@ -95,6 +98,15 @@ class SequenceModel(Module):
             dh = dy
         dx, _ = self.rnn.backward(dh)
         return dx
+
+    def init_state(self, batch: int):
+        """Zero recurrent state for `batch` sequences, in the form step() takes."""
+        return self.rnn.init_state(batch)
+
+    def step(self, x_t, state=None):
+        """One streaming step: x_t (B, I) -> out_t (B, O), new state (zeros when state is None)."""
+        y, state = self.rnn.step(x_t, state)  # (B, H)
+        return self.head(y), state
 
     def predict(self, x, lengths=None, batch_size: int = 256) -> np.ndarray:
         """Forward in inference mode, in chunks of batch_size sequences, keeping no cache."""

@@ -58,12 +58,12 @@ def generate(model, vocab, prime: str, length: int, temperature: float = 1.0,
     model.eval()
     try:
         logits, state = model.forward(ids[None, :], None, need_cache=False)  # (1, T, V)
-        out = []
+        z, out = logits[:, -1], []  # (1, V)
         for _ in range(length):
-            p = filter_probs(logits[0, -1], temperature, top_k, top_p)
+            p = filter_probs(z[0], temperature, top_k, top_p)
             nxt = int(rng.choice(len(p), p=p))
             out.append(nxt)
-            logits, state = model.forward(np.array([[nxt]]), state, need_cache=False)
+            z, state = model.step(np.array([nxt]), state)  # the prime is never recomputed
     finally:
         model.train(was)
     return vocab.decode(out)
