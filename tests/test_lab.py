@@ -86,6 +86,20 @@ def test_compare_resumes_and_skips_finished_rows(compared, capsys):
     assert all(after[k] == before[k] for k in before)  # untouched, not re-run
 
 
+def test_compare_keeps_rows_of_another_hidden_size_apart(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    base = ["lab", "compare", "--task", "adding", "--lengths", "10", "--models", "rnn",
+            "--out", str(out), "--quiet", *TINY]  # fmt: skip
+    assert main(base) == 0
+    assert main([*base, "--hidden-size", "4"]) == 0  # not skipped as done: another hidden size
+    assert "[1/1] RNN on adding, T=10" in capsys.readouterr().out.split("rows in")[1]
+    rows = load_rows(out)
+    assert sorted(r["hidden_size"] for r in rows) == [4, 8]
+    md = (out / "results.md").read_text()
+    assert "| adding | rnn | 10 | 4 |" in md and "| adding | rnn | 10 | 8 |" in md
+    assert (out / "results.png").read_bytes()[:8] == PNG_MAGIC
+
+
 def test_inspect_gates_writes_heatmaps_arrays_and_stats(compared, tmp_path, capsys):
     seq = adding_problem(1, 12, np.random.default_rng(3))
     x = seq.x[0, : seq.lengths[0]]  # (T, 2)

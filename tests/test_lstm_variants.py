@@ -245,15 +245,13 @@ def test_checkpointing_and_streaming_agree():
     np.testing.assert_allclose(np.stack(steps, 1), y, atol=1e-12)
 
 
-def test_fused_request_and_auto_fallback(caplog):
-    with pytest.raises(
-        RuntimeError, match="no fused kernel for the LSTM variant options: layer_norm"
-    ):
-        ls.nn.LSTM(3, 4, layer_norm=True, peepholes=True, impl="fused")
-    ls.nn.LSTM(3, 4, peepholes=True, cell_clip=2.0, zoneout=0.1, impl="fused")  # these are fused
+def test_fused_request_and_auto(caplog):
+    ls.nn.LSTM(3, 4, layer_norm=True, peepholes=True, proj_size=2, impl="fused")  # all fused
+    ls.nn.LSTM(3, 4, peepholes=True, cell_clip=2.0, zoneout=0.1, impl="fused")
     with caplog.at_level(logging.INFO, logger="longshort.kernels"):
         y, _ = ls.nn.LSTM(3, 4, layer_norm=True, impl="auto")(np.zeros((1, 2, 3), np.float32))
     assert y.shape == (1, 2, 4)
+    assert "reference" not in caplog.text
     plain = ls.nn.LSTM(3, 4)
     assert type(plain.weights()).__name__ == "RecurrentWeights"  # the plain path is untouched
     with pytest.raises(ValueError, match="proj_size"):

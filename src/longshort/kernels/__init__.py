@@ -95,16 +95,18 @@ def get_lstm_ops(impl: str = "auto"):
 def get_lstm_variant_ops(features: frozenset, impl: str = "auto"):
     """(forward, backward, step) for an LSTM with the variant options `features` on.
 
-    The signatures are ops/lstm_variants.py's. The fused kernels (kernels/lstm_variants.py) cover
-    the options in its FUSED_FEATURES; for any other combination "auto" falls back to the
-    reference (saying so once in the log) and "fused" raises RuntimeError naming what is missing.
+    The signatures are ops/lstm_variants.py's. kernels/lstm_variants.py covers the options in its
+    FUSED_FEATURES (no projection or layer norm); kernels/lstm_variants_full.py covers every
+    option. For any other combination "auto" falls back to the reference (saying so once in the
+    log) and "fused" raises RuntimeError naming what is missing.
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl != "reference":
-        mod, reason = _load_fused("lstm_variants")
-        if mod is not None and features <= mod.FUSED_FEATURES:
-            return mod.forward, mod.backward, mod.step
+        for name in ("lstm_variants", "lstm_variants_full"):  # the lighter kernel first
+            mod, reason = _load_fused(name)
+            if mod is not None and features <= mod.FUSED_FEATURES:
+                return mod.forward, mod.backward, mod.step
         if mod is not None:
             missing = ", ".join(sorted(features - mod.FUSED_FEATURES))
             reason = f"there is no fused kernel for the LSTM variant options: {missing}"

@@ -69,6 +69,9 @@ def _cores(B: int, H: int):
         yield 1
 
 
+_NO_T = {"f": np.empty((0, 0), np.float32), "d": np.empty((0, 0), np.float64)}  # "no transpose"
+
+
 def _lens(mask, B: int, T: int) -> np.ndarray:
     """(B,) int64 valid lengths from the (B, T) prefix mask (None: all T)."""
     if mask is None:
@@ -84,45 +87,46 @@ def _c(a, dt):
 
 
 def _contig(w: LSTMWeights, dt) -> LSTMWeights:
-    return LSTMWeights(*(_c(a, dt) for a in w))
+    for a in w:
+        if type(a) is not np.ndarray or a.dtype != dt or not a.flags.c_contiguous:
+            return LSTMWeights(*[_c(a, dt) for a in w])
+    return w if type(w) is LSTMWeights else LSTMWeights(*w)
 
 
 def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
-    """Fused `ops.lstm.lstm_forward`; see that function for the contract."""
-    x = np.ascontiguousarray(x)
+    """Fused `ops.lstm.lstm_forward`; see that function for the contract.
+
+    Kept lean: at B = T = 1 the Python around the compiled loop is most of the call's time.
+    """
+    if type(x) is not np.ndarray or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
     dt = x.dtype
     B, T, I = x.shape
     w = _contig(weights, dt)
+    if T == 1 and lengths is None and not need_cache:  # one step: the leaner streaming kernel
+        h, c = state0
+        hn, cn, _ = _step(x[:, 0], _c(h, dt), _c(c, dt), *w)
+        return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
-    no_t = np.empty((0, 0), dt)
-    wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 else no_t  # (I, 4H)
-    wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else no_t  # (H, 4H)
-    mask = step_mask(lengths, B, T)
+    wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 else _NO_T[dt.char]  # (I, 4H)
+    wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 4H)
+    mask = None if lengths is None else step_mask(lengths, B, T)
     z = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) pre-activations, then gates
     S = T + 1 if need_cache else 2  # keep every state, or a ring of two
     hbuf, cbuf = np.empty((B, S, H), dt), np.empty((B, S, H), dt)
     hbuf[:, 0], cbuf[:, 0] = state0
     tbuf = np.empty((B, T if need_cache else 1, H), dt)
     y = np.empty((B, T, H), dt)
-    args = (
-        x,
-        w.w_ih,
-        wt_ih,
-        w.b_ih + w.b_hh,
-        w.w_hh,
-        wt_hh,
-        z,
-        hbuf,
-        cbuf,
-        tbuf,
-        y,
-        _lens(mask, B, T),
-    )
-    with _cores(B, H) as chunks:
-        if chunks == 1:
-            _forward_one(*args)
-        else:
-            _forward_par(*args, chunks)
+    args = (x, w.w_ih, wt_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, z, hbuf, cbuf, tbuf, y)
+    args += (_lens(mask, B, T),)
+    if _chunks(B, H) == 1:
+        _forward_one(*args)
+    else:
+        with _cores(B, H) as chunks:
+            if chunks == 1:
+                _forward_one(*args)
+            else:
+                _forward_par(*args, chunks)
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache

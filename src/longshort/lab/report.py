@@ -1,11 +1,12 @@
 """The lab's comparison: many runs, one results table (JSON, PNG and Markdown), resumable.
 
-    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length); see lab.run
+    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length, hidden size)
     DIR/results.png    success rate and error / chance against length, one line per model
     DIR/results.md     the same rows as a Markdown table
     DIR/models/<task>-<model>-T<length>/   each run's saved model, metrics and result.json
+                       (the last run's, when hidden sizes share a directory)
 
-`compare` skips the (task, model, length) rows already in DIR/results.json, so a killed or
+`compare` skips the (task, model, length, hidden) rows already in DIR/results.json, so a killed or
 extended comparison picks up where it stopped; results.json (atomically) and results.md are
 rewritten after each run, results.png once at the end.
 """
@@ -24,8 +25,9 @@ RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.
 PAPER_1997_SEQUENCES = {100: 74_000, 500: 209_000, 1000: 853_000}
 
 
-def row_key(row: dict) -> tuple[str, str, int]:
-    return (row["task"], row["model"], int(row["length"]))
+def row_key(row: dict) -> tuple[str, str, int, int]:
+    """(task, model, length, hidden size): rows with another hidden size are other rows."""
+    return (row["task"], row["model"], int(row["length"]), int(row.get("hidden_size", 32)))
 
 
 def load_rows(out_dir: str | Path) -> list[dict]:
@@ -56,13 +58,14 @@ def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
 
 def markdown_table(rows: Sequence[dict]) -> str:
     """A Markdown table of the rows, with chance and (adding) the 1997 sequences beside them."""
-    head = ("| task | model | T | test success | test error | chance error | solved | "
+    head = ("| task | model | T | hidden | test success | test error | chance error | solved | "
             "sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in sorted(rows, key=row_key):
         paper = PAPER_1997_SEQUENCES.get(r["length"]) if r["task"] == "adding" else None
         lines.append(
-            f"| {r['task']} | {r['model']} | {r['length']} | {100 * r['success_rate']:.1f} % | "
+            f"| {r['task']} | {r['model']} | {r['length']} | {r.get('hidden_size', 32)} | "
+            f"{100 * r['success_rate']:.1f} % | "
             f"{r['test_error']:.4f} | {r['chance_error']:.4f} | "
             f"{'yes' if r.get('solved') else 'no'} | {r['sequences_seen']:,} | "
             f"{f'{paper:,}' if paper else '-'} | {r['seconds']:.0f} | {_cpu(r)} |"
@@ -90,11 +93,15 @@ def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
     for col, task in enumerate(tasks):
         mine = [r for r in rows if r["task"] == task]
         top, bottom = axes[0][col], axes[1][col]
-        for model in sorted({r["model"] for r in mine}):
-            pts = sorted((r["length"], r) for r in mine if r["model"] == model)
+        sizes = sorted({r.get("hidden_size", 32) for r in mine})
+        for model, hidden in sorted({(r["model"], r.get("hidden_size", 32)) for r in mine}):
+            pts = sorted((r["length"], r) for r in mine
+                         if r["model"] == model and r.get("hidden_size", 32) == hidden)  # fmt: skip
             x = [p[0] for p in pts]
             color, marker = MODEL_STYLE.get(model, (None, "o"))
-            style = {"color": color, "marker": marker, "label": model.upper()}
+            label = model.upper() if len(sizes) == 1 else f"{model.upper()} (H={hidden})"
+            style = {"color": color, "marker": marker, "label": label,
+                     "ls": "-" if hidden == sizes[0] else ":"}  # fmt: skip
             top.plot(x, [100 * p[1]["success_rate"] for p in pts], **style)
             bottom.plot(x, [p[1]["test_error"] / p[1]["chance_error"] for p in pts], **style)
         chance = 100 * mine[0]["chance_success"]
@@ -156,7 +163,7 @@ def compare(
     done = {row_key(r) for r in rows}
     todo = [base.__class__.from_dict({**base.to_dict(), "length": T, "model": m})
             for T in sorted(lengths) for m in models
-            if (base.task, m, int(T)) not in done]  # fmt: skip
+            if (base.task, m, int(T), base.hidden_size) not in done]  # fmt: skip
     for i, cfg in enumerate(todo):
         if on_start is not None:
             on_start(cfg, i, len(todo))

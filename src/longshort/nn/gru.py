@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.gru import gru_backward, gru_forward, gru_step
 from .recurrent import Recurrent
 
 
@@ -33,11 +32,12 @@ class GRU(Recurrent):
     KIND = "gru"
 
     def _op_forward(self, x, state, w, lengths, need_cache):
-        y, h_n, cache = gru_forward(x, state[0], w, lengths, need_cache)
+        forward = self._kernel_ops()[0]  # impl: fused kernels or the reference ops
+        y, h_n, cache = forward(x, state[0], w, lengths, need_cache)
         return y, (h_n,), cache
 
     def _op_backward(self, dy, dstate, cache):
-        dx, dh0, grads = gru_backward(dy, dstate[0], cache)
+        dx, dh0, grads = self._kernel_ops()[1](dy, dstate[0], cache)
         return dx, (dh0,), grads
 
     def step(self, x_t, h=None):
@@ -52,8 +52,8 @@ class GRU(Recurrent):
             raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
         (h,) = self._check_states(h, x_t.shape[0])
         h = h.copy()  # (L, B, H)
-        inp = x_t
+        inp, step = x_t, self._kernel_ops()[2]
         for layer in range(self.num_layers):
-            h[layer] = gru_step(inp, h[layer], self.weights(layer))
+            h[layer] = step(inp, h[layer], self.weights(layer))
             inp = h[layer]
         return inp, h

@@ -71,8 +71,17 @@ class LSTM(Recurrent):
             input_size, hidden_size, num_layers, bidirectional, dropout, dtype, **kwargs
         )
         V.reset_layer_norm(self)
-        if self.variants.features and self.impl == "fused":
+        if self._features() and self.impl == "fused":
             self._kernel_ops()  # fail now, with the reason
+
+    def _features(self) -> frozenset[str]:
+        """self.variants.features, computed once per (frozen) variants object: it is asked for
+        several times in every call."""
+        seen = self.__dict__.get("_features_of")
+        if seen is None or seen[0] is not self.variants:
+            seen = (self.variants, self.variants.features)
+            self.__dict__["_features_of"] = seen
+        return seen[1]
 
     # --- variant hooks (see Recurrent) ----------------------------------------------------------
     def _state_sizes(self):
@@ -83,13 +92,13 @@ class LSTM(Recurrent):
 
     def weights(self, layer: int = 0, direction: int = 0):
         """RecurrentWeights, or LSTMExtWeights (None where a variant is off) with any variant on."""
-        if not self.variants.features:
+        if not self._features():
             return super().weights(layer, direction)
         return V.ext_weights(self, self._suffix(layer, direction))
 
     def _op_weights(self, layer, d, batch, steps):
         w = self.weights(layer, d)
-        if not self.variants.features:
+        if not self._features():
             return w
         training = self.training
         if training and any(self.variants.zoneout) and self.checkpoint_every is not None:
@@ -102,14 +111,14 @@ class LSTM(Recurrent):
         return V.ExtArgs(w, opts)
 
     def _accumulate(self, layer, d, grads):
-        if not self.variants.features:
+        if not self._features():
             return super()._accumulate(layer, d, grads)
         V.accumulate(self, self._suffix(layer, d), grads)
 
     def _kernel_ops(self):
-        if not self.variants.features:
+        if not self._features():
             return super()._kernel_ops()
-        return get_lstm_variant_ops(self.variants.features, self.impl)
+        return get_lstm_variant_ops(self._features(), self.impl)
 
     def _op_forward(self, x, state, w, lengths, need_cache):
         if isinstance(w, V.ExtArgs):
@@ -169,7 +178,7 @@ class LSTM(Recurrent):
         else:
             h, c = self._check_states(state, B)
         step = self._kernel_ops()[2]
-        if self.variants.features:  # evaluation masks: zoneout's expectation, no dropout
+        if self._features():  # evaluation masks: zoneout's expectation, no dropout
             opts = V.options(self.variants, None, False, B, 1, self.hidden_size,
                              self._state_sizes()[0], self.dtype)  # fmt: skip
             step = functools.partial(step, opts=opts)

@@ -46,6 +46,7 @@ class Module:
         params, mods = self.__dict__["_parameters"], self.__dict__["_modules"]
         params.pop(name, None)
         mods.pop(name, None)
+        self.__dict__.pop("_param_memo", None)  # lookups of Parameter objects (nn/recurrent.py)
         if isinstance(value, Parameter):
             params[name] = value
         elif isinstance(value, Module):

@@ -42,6 +42,13 @@ from .module import Module, Parameter
 IMPLS = ("auto", "reference", "fused")
 
 
+def _own(a, dtype) -> np.ndarray:
+    """a itself when it is a fresh array of `dtype` (no view into an op's cache), else a copy."""
+    if type(a) is np.ndarray and a.base is None and a.dtype == dtype:
+        return a
+    return np.array(a, dtype=dtype)
+
+
 class Recurrent(Module):
     """Base class; subclasses set GATES, STATES (1 for h, 2 for (h, c)) and the two ops."""
 
@@ -149,11 +156,23 @@ class Recurrent(Module):
         return f"_l{layer}" + ("_reverse" if d else "")
 
     def _params(self, layer: int, d: int) -> list[Parameter]:
-        s = self._suffix(layer, d)
-        return [getattr(self, n + s) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        # The Parameter objects (not their arrays: optimisers write .data in place or replace it,
+        # so .data is read at every call) are looked up once; Module.__setattr__ drops this
+        # memo whenever an attribute is assigned, so a replaced Parameter is seen.
+        memo = self.__dict__.get("_param_memo")
+        if memo is None:
+            memo = self.__dict__["_param_memo"] = {}
+        key = (layer, d)
+        ps = memo.get(key)
+        if ps is None:
+            s = self._suffix(layer, d)
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ps = memo[key] = [getattr(self, n + s) for n in names]
+        return ps
 
     def weights(self, layer: int = 0, direction: int = 0) -> RecurrentWeights:
-        return RecurrentWeights(*(p.data for p in self._params(layer, direction)))
+        a, b, c, d = self._params(layer, direction)
+        return RecurrentWeights(a.data, b.data, c.data, d.data)
 
     def _check_states(self, state, batch: int) -> tuple[np.ndarray, ...]:
         shapes = [(self.num_layers * self.num_directions, batch, n) for n in self._state_sizes()]
@@ -190,14 +209,14 @@ class Recurrent(Module):
         Returns:
             y (B, T, D*H) and the final state in the same form as `state`.
         """
-        name = type(self).__name__
-        x = V.check_sequence_input(x, self.input_size, self.dtype, name)
+        x = V.check_sequence_input(x, self.input_size, self.dtype, type(self).__name__)
         B, T, _ = x.shape
         lengths = V.check_lengths(lengths, B, T)
         s0 = self._check_states(state, B)
-        self._ctx = None  # free the last pass's caches first: peak memory is one pass, not two
-        D = self.num_directions
-        s_n = tuple(np.empty_like(s) for s in s0)  # each (L*D, B, H)
+        # Plain attribute writes (not Module.__setattr__): a streaming call is mostly overhead.
+        self.__dict__["_ctx"] = None  # free the last pass's caches first: peak memory is one pass
+        D, LD = self.num_directions, self.num_layers * self.num_directions
+        s_n = None if LD == 1 else tuple(np.empty_like(s) for s in s0)  # each (L*D, B, H)
         caches, drop_masks = [], []
         inp = x  # (B, T, I) then (B, T, D*H)
         for layer in range(self.num_layers):
@@ -211,19 +230,19 @@ class Recurrent(Module):
             for d in range(D):
                 k = layer * D + d
                 xin = inp if d == 0 else reverse_padded(inp, lengths)
+                w = self._op_weights(layer, d, B, T)
                 y, st, cache = self._run_forward(
-                    xin,
-                    tuple(s[k] for s in s0),
-                    self._op_weights(layer, d, B, T),
-                    lengths,
-                    need_cache,
+                    xin, tuple([s[k] for s in s0]), w, lengths, need_cache
                 )
                 outs.append(y if d == 0 else reverse_padded(y, lengths))  # (B, T, H)
-                for dst, val in zip(s_n, st):
-                    dst[k] = val
+                if s_n is None:  # one layer-direction: its (B, H) states become (1, B, H)
+                    s_n = tuple([_own(val, self.dtype)[None] for val in st])
+                else:
+                    for dst, val in zip(s_n, st):
+                        dst[k] = val
                 caches.append(cache)
             inp = outs[0] if D == 1 else np.concatenate(outs, axis=-1)  # (B, T, D*H)
-        self._ctx = (caches, drop_masks, lengths, B, T) if need_cache else None
+        self.__dict__["_ctx"] = (caches, drop_masks, lengths, B, T) if need_cache else None
         return inp, self._pack_state(s_n)
 
     def backward(self, dy, dstate=None):

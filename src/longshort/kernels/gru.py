@@ -1,0 +1,247 @@
+"""Fused GRU: the math of ops/gru.py (PyTorch's GRU) with the time loop in compiled code.
+
+Symbols: B batch, T steps, I input features, H hidden units, G = 3H gate rows (r, z, n).
+Same signatures and cache (GRUCache) as ops.gru, so either backward accepts either forward's cache:
+    gru_forward(x (B,T,I), h0 (B,H), w, lengths, need_cache) -> y (B,T,H), h_n (B,H), cache
+    gru_backward(dy (B,T,H), dh_n (B,H), cache) -> dx (B,T,I), dh0 (B,H), grads
+    gru_step(x_t (B,I), h (B,H), w) -> h_t (B,H)
+
+Forward, per step t (rows of one batch chunk; chunks run on separate cores as in kernels/lstm.py):
+    g[:, t] = x_t W_ih^T            one GEMM for all of the chunk's steps, before the loop
+    gh = h_{t-1} W_hh^T             GEMM (gemv when the chunk has one row), into a (B, 3H) scratch
+    r = sigmoid(g_r + b_ir + gh_r + b_hr) ;  z = sigmoid(g_z + b_iz + gh_z + b_hz)
+    ghn = gh_n + b_hn ;  n = tanh(g_n + b_in + r ghn) ;  h_t = n + z (h_{t-1} - n)
+    g[:, t] becomes the gates (r, z, n); ghn is kept for the backward.
+Backward, per step t in reverse (dh carried, (B, H)):
+    dh_t = dh + dy_t ;  dn = dh_t (1 - z) (1 - n^2) ;  dgx = (dn ghn r (1-r), dh_t (h_{t-1} - n)
+    z (1-z), dn) ;  dgh = dgx with its n block times r ;  dh = dh_t z + dgh W_hh (GEMM, beta = 1)
+Then dx = dgx W_ih, dW_ih = dgx^T x, dW_hh = dgh^T h_{t-1}, db_ih = sum dgx, db_hh = sum dgh.
+Rows past their length keep their state, output 0 and pass gradients through unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..ops.gru import GRUCache, GRUWeights
+from ..ops.sequence import step_mask
+from ._blas import get_threads, set_threads
+from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
+from .lstm import _NO_T, _c, _chunks, _contig, _cores, _lens
+
+# As in _lstm_loops.py: loops run from 0 over views, one output array per loop, no float literals.
+
+
+@njit(**JIT)
+def _cell(g3, gh, bi, bh, hp, hn, ghn, H):
+    """g3 (3H,) = x W_ih^T -> gates r, z, n in place; gh (3H,) = h_{t-1} W_hh^T; h_t into hn."""
+    r, z, n = g3[:H], g3[H : 2 * H], g3[2 * H :]
+    for j in range(H):
+        r[j] = sigmoid_(r[j] + bi[j] + gh[j] + bh[j])
+    zi, zh, zb, zc = bi[H : 2 * H], gh[H : 2 * H], bh[H : 2 * H], bi[2 * H :]
+    for j in range(H):
+        z[j] = sigmoid_(z[j] + zi[j] + zh[j] + zb[j])
+    nh, nb = gh[2 * H :], bh[2 * H :]
+    for j in range(H):
+        ghn[j] = nh[j] + nb[j]
+    for j in range(H):
+        n[j] = tanh_(n[j] + zc[j] + r[j] * ghn[j])
+    for j in range(H):
+        hn[j] = n[j] + z[j] * (hp[j] - n[j])
+
+
+@njit(**JIT)
+def _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, b0, b1):
+    """Rows b0:b1 through all steps; hbuf (B, S, H) with S = T+1 or 2 (ring), ghn (B, T or 1, H)."""
+    B, T, I = x.shape
+    G, S, Sn, nb = g.shape[2], hbuf.shape[1], ghn.shape[1], b1 - b0
+    H = G // 3
+    gemm(NO_TRANS, TRANS, nb * T, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, g, b0 * T * G, G)
+    for t in range(T):
+        tp, tn = t % S, (t + 1) % S
+        if nb == 1:
+            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 0.0, gh, b0 * G)
+        else:
+            gemm(NO_TRANS, NO_TRANS, nb, G, H, hbuf, (b0 * S + tp) * H, S * H,
+                 wt_hh, 0, G, 0.0, gh, b0 * G, G)  # fmt: skip
+        for r in range(b0, b1):
+            hn, yr = hbuf[r, tn], y[r, t]
+            _cell(g[r, t], gh[r], b_ih, b_hh, hbuf[r, tp], hn, ghn[r, t % Sn], H)
+            if t < lens[r]:
+                yr[:] = hn
+            else:  # past the end: carry the state, output zero
+                hn[:] = hbuf[r, tp]
+                yr[:] = 0.0
+
+
+@njit(**JIT)
+def _dcell(dgx, dgh, g3, ghn, hp, dhb, out, H):
+    """One row of one step: dgx, dgh (3H,) from dh_t (dhb); out (H,) = dh_t z (may alias dhb)."""
+    r, z, n = g3[:H], g3[H : 2 * H], g3[2 * H :]
+    dr, dz, dn = dgx[:H], dgx[H : 2 * H], dgx[2 * H :]
+    for j in range(H):
+        a = dhb[j] - dhb[j] * z[j]
+        dn[j] = a - a * n[j] * n[j]
+    for j in range(H):
+        dr[j] = dn[j] * ghn[j] * (r[j] - r[j] * r[j])
+    for j in range(H):
+        dz[j] = dhb[j] * (hp[j] - n[j]) * (z[j] - z[j] * z[j])
+    hr, hz, hn = dgh[:H], dgh[H : 2 * H], dgh[2 * H :]
+    hr[:] = dr
+    hz[:] = dz
+    for j in range(H):
+        hn[j] = dn[j] * r[j]
+    for j in range(H):
+        out[j] = dhb[j] * z[j]
+
+
+@njit(**JIT)
+def _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
+                    x, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, b0, b1):  # fmt: skip
+    """Rows b0:b1 of BPTT (dh (B, H) carried in place), then their share of dx and the grads."""
+    B, T, I = x.shape
+    G, nb = gates.shape[2], b1 - b0
+    H = G // 3
+    full = True
+    for r in range(b0, b1):
+        full = full and lens[r] >= T
+    out = dh if full else tmp  # rows past their end must keep dh, so go through tmp
+    for t in range(T - 1, -1, -1):
+        for r in range(b0, b1):
+            if t >= lens[r]:
+                dgx[r, t] = 0.0
+                dgh[r, t] = 0.0
+                continue
+            dhb = dh[r]
+            if has_dy:
+                dyr = dy[r, t]
+                for j in range(H):
+                    dhb[j] += dyr[j]
+            _dcell(dgx[r, t], dgh[r, t], gates[r, t], ghn[r, t], hs[r, t], dhb, out[r], H)
+        if nb == 1:
+            gemv(TRANS, G, H, w_hh, 0, H, dgh, (b0 * T + t) * G, 1.0, out, b0 * H)
+        else:
+            gemm(NO_TRANS, NO_TRANS, nb, H, G, dgh, (b0 * T + t) * G, T * G,
+                 w_hh, 0, H, 1.0, out, b0 * H, H)  # fmt: skip
+        if not full:
+            for r in range(b0, b1):
+                if t < lens[r]:
+                    dh[r] = tmp[r]
+    gemm(NO_TRANS, NO_TRANS, nb * T, I, G, dgx, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
+    gemm(TRANS, NO_TRANS, G, I, nb * T, dgx, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
+    for b in range(b0, b1):  # h_0..h_{T-1} of consecutive rows are not adjacent in hs
+        beta = 0.0 if b == b0 else 1.0
+        gemm(TRANS, NO_TRANS, G, H, T, dgh, b * T * G, G, hs, b * (T + 1) * H, H, beta, dw_hh, 0, H)
+    db_ih[:] = 0.0
+    db_hh[:] = 0.0
+    for b in range(b0, b1):
+        for t in range(T):
+            db_ih += dgx[b, t]
+            db_hh += dgh[b, t]
+
+
+@njit(**JIT)
+def _forward_one(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens):
+    threads = get_threads()
+    set_threads(1)
+    _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, 0, x.shape[0])
+    set_threads(threads)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _forward_par(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, chunks):
+    B, threads = x.shape[0], get_threads()
+    set_threads(1)
+    for k in prange(chunks):
+        _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens,
+                       k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    set_threads(threads)
+
+
+@njit(**JIT)
+def _backward_one(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
+                  x, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh):  # fmt: skip
+    threads = get_threads()
+    set_threads(1)
+    _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp, x, w_ih, dx,
+                    dw_ih[0], dw_hh[0], db_ih[0], db_hh[0], 0, x.shape[0])  # fmt: skip
+    set_threads(threads)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
+                  x, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh):  # fmt: skip
+    """dw_ih, dw_hh, db_ih, db_hh carry a leading axis: one partial sum per chunk."""
+    B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
+    set_threads(1)
+    for k in prange(chunks):
+        _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp, x, w_ih, dx,
+                        dw_ih[k], dw_hh[k], db_ih[k], db_hh[k],
+                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    set_threads(threads)
+
+
+def gru_forward(x, h0, weights, lengths=None, need_cache=True):
+    """Fused `ops.gru.gru_forward`; see that function for the contract."""
+    if type(x) is not np.ndarray or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    dt = x.dtype
+    B, T, I = x.shape
+    w = _contig(weights, dt)
+    H = w.w_hh.shape[1]
+    wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 3H)
+    mask = None if lengths is None else step_mask(lengths, B, T)
+    g = np.empty((B, T, 3 * H), dt)  # (B, T, 3H) input projections, then gates
+    S = T + 1 if need_cache else 2  # keep every state, or a ring of two
+    hbuf = np.empty((B, S, H), dt)
+    hbuf[:, 0] = h0
+    ghn = np.empty((B, T if need_cache else 1, H), dt)  # (B, T, H) W_hn h_{t-1} + b_hn
+    y = np.empty((B, T, H), dt)
+    args = (x, w.w_ih, w.b_ih, w.w_hh, wt_hh, w.b_hh, g, np.empty((B, 3 * H), dt), ghn, hbuf, y)
+    args += (_lens(mask, B, T),)
+    if _chunks(B, H) == 1:
+        _forward_one(*args)
+    else:
+        with _cores(B, H) as chunks:
+            if chunks == 1:
+                _forward_one(*args)
+            else:
+                _forward_par(*args, chunks)
+    h_n = hbuf[:, T % S].copy()
+    cache = GRUCache(x, hbuf, g, ghn, mask, w) if need_cache else None
+    return y, h_n, cache
+
+
+def gru_backward(dy, dh_n, cache):
+    """Fused `ops.gru.gru_backward`; accepts a cache from either forward."""
+    x, hs, gates, ghn, mask, w = cache
+    x = _c(x, x.dtype)
+    dt = x.dtype
+    B, T, I = x.shape
+    H = hs.shape[-1]
+    w = _contig(w, dt)
+    hs, gates, ghn = _c(hs, dt), _c(gates, dt), _c(ghn, dt)
+    dh = np.zeros((B, H), dt) if dh_n is None else np.array(dh_n, dtype=dt)
+    has_dy = dy is not None
+    dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
+    dgx, dgh = np.empty((B, T, 3 * H), dt), np.empty((B, T, 3 * H), dt)
+    args = (dy, has_dy, gates, hs, ghn, w.w_hh, _lens(mask, B, T), dh, dgx, dgh)
+    args += (np.zeros((B, H), dt), x, w.w_ih, np.empty((B, T, I), dt))
+    with _cores(B, H) as chunks:
+        dw_ih, dw_hh = np.empty((chunks, 3 * H, I), dt), np.empty((chunks, 3 * H, H), dt)
+        db_ih, db_hh = np.empty((chunks, 3 * H), dt), np.empty((chunks, 3 * H), dt)
+        (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db_ih, db_hh)
+    grads = GRUWeights(dw_ih.sum(0), dw_hh.sum(0), db_ih.sum(0), db_hh.sum(0))
+    return args[13], dh, grads
+
+
+def gru_step(x_t, h, weights):
+    """Fused `ops.gru.gru_step`: x_t (B, I), h (B, H) -> h_t (B, H)."""
+    h = np.asarray(h)
+    x_t = np.asarray(x_t, h.dtype)
+    _, h_n, _ = gru_forward(x_t[:, None], h, weights, None, False)
+    return h_n
+
+
+forward, backward, step = gru_forward, gru_backward, gru_step
