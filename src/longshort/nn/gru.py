@@ -12,8 +12,6 @@ gate blocks in the order r, z, n; `_reverse` for the backward direction.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .recurrent import Recurrent
 
 
@@ -39,21 +37,3 @@ class GRU(Recurrent):
     def _op_backward(self, dy, dstate, cache):
         dx, dh0, grads = self._kernel_ops()[1](dy, dstate[0], cache)
         return dx, (dh0,), grads
-
-    def step(self, x_t, h=None):
-        """One streaming step through every layer: x_t (B, I) -> y_t (B, H), new h (L, B, H).
-
-        Unidirectional only (a backward direction needs the whole sequence). No dropout.
-        """
-        if self.bidirectional:
-            raise ValueError("step() is for unidirectional GRUs; run forward() on whole sequences")
-        x_t = np.asarray(x_t, dtype=self.dtype)
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
-        (h,) = self._check_states(h, x_t.shape[0])
-        h = h.copy()  # (L, B, H)
-        inp, step = x_t, self._kernel_ops()[2]
-        for layer in range(self.num_layers):
-            h[layer] = step(inp, h[layer], self.weights(layer))
-            inp = h[layer]
-        return inp, h

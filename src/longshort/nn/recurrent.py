@@ -198,6 +198,31 @@ class Recurrent(Module):
         """
         return self._pack_state(self._check_states(None, int(batch)))
 
+    def _op_step(self, x_t, h, w):
+        """One step of one layer for single-state cells (RNN, GRU); the LSTM overrides step()."""
+        return self._kernel_ops()[2](x_t, h, w)
+
+    def step(self, x_t, h=None):
+        """One streaming step through every layer: x_t (B, I) -> y_t (B, H), new h (L, B, H).
+
+        Unidirectional only (a backward direction needs the whole sequence). No dropout.
+        """
+        name = type(self).__name__
+        if self.bidirectional:
+            raise ValueError(
+                f"step() is for unidirectional {name}s; run forward() on whole sequences"
+            )
+        x_t = np.asarray(x_t, dtype=self.dtype)
+        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
+        (h,) = self._check_states(h, x_t.shape[0])
+        h = h.copy()  # (L, B, H)
+        inp = x_t
+        for layer in range(self.num_layers):
+            h[layer] = self._op_step(inp, h[layer], self.weights(layer))
+            inp = h[layer]
+        return inp, h
+
     # --- forward and backward -------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None, need_cache: bool = True):
         """Run every layer and direction.

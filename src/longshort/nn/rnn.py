@@ -61,25 +61,8 @@ class RNN(Recurrent):
         dx, dh0, grads = self._kernel_ops()[1](dy, dstate[0], cache)
         return dx, (dh0,), grads
 
-    def step(self, x_t, h=None):
-        """One streaming step through every layer: x_t (B, I) -> y_t (B, H), new h (L, B, H).
-
-        Unidirectional only (a backward direction needs the whole sequence). No dropout.
-        """
-        if self.bidirectional:
-            raise ValueError("step() is for unidirectional RNNs; run forward() on whole sequences")
-        x_t = np.asarray(x_t, dtype=self.dtype)
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
-        (h,) = self._check_states(h, x_t.shape[0])
-        h = h.copy()  # (L, B, H)
-        inp = x_t
-        for layer in range(self.num_layers):
-            h[layer] = self._kernel_ops()[2](
-                inp, h[layer], self.weights(layer), nonlinearity=self.nonlinearity
-            )
-            inp = h[layer]
-        return inp, h
+    def _op_step(self, x_t, h, w):
+        return self._kernel_ops()[2](x_t, h, w, nonlinearity=self.nonlinearity)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
