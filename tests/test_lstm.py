@@ -8,7 +8,7 @@ import longshort as ls
 from longshort.ops.lstm import lstm_backward, lstm_forward, lstm_step
 from longshort.ops.sequence import RecurrentWeights
 from reference.fd import numerical_grad, rel_error
-from reference.torch_ref import compare_with_torch
+from reference.torch_ref import CONFIGS, compare_with_torch
 
 
 def _rand_weights(rng, I, H, dtype=np.float64):
@@ -42,14 +42,6 @@ def test_op_finite_differences(lengths):
         (n, a, gg) for n, a, gg in zip(w._fields, w, g)
     ]:
         assert rel_error(grad, numerical_grad(loss, arr)) < 1e-6, name
-
-
-CONFIGS = [
-    dict(num_layers=1, bidirectional=False),
-    dict(num_layers=3, bidirectional=False),
-    dict(num_layers=2, bidirectional=True),
-    dict(num_layers=3, bidirectional=True),
-]
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])

@@ -11,7 +11,7 @@ from longshort.ops.gru import gru_backward, gru_forward, gru_step
 from longshort.ops.rnn import rnn_backward, rnn_forward, rnn_step
 from longshort.ops.sequence import RecurrentWeights
 from reference.fd import numerical_grad, rel_error
-from reference.torch_ref import compare_with_torch
+from reference.torch_ref import CONFIGS, compare_with_torch
 
 KINDS = ["rnn_tanh", "rnn_relu", "gru"]
 
@@ -72,14 +72,6 @@ def test_op_finite_differences(kind, lengths):
     dx, dh0, g = bwd(Py, Ph, cache)
     for name, arr, grad in [("x", x, dx), ("h0", h0, dh0)] + list(zip(w._fields, w, g)):
         assert rel_error(grad, numerical_grad(loss, arr)) < 1e-6, name
-
-
-CONFIGS = [
-    dict(num_layers=1, bidirectional=False),
-    dict(num_layers=3, bidirectional=False),
-    dict(num_layers=2, bidirectional=True),
-    dict(num_layers=3, bidirectional=True),
-]
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-10), (np.float32, 1e-5)])

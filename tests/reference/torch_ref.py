@@ -7,6 +7,14 @@ import torch
 
 torch.set_num_threads(1)
 
+# Layer shapes every parity test runs: single, stacked (L=3), bidirectional, both.
+CONFIGS = [
+    dict(num_layers=1, bidirectional=False),
+    dict(num_layers=3, bidirectional=False),
+    dict(num_layers=2, bidirectional=True),
+    dict(num_layers=3, bidirectional=True),
+]
+
 
 def to_t(a: np.ndarray, requires_grad: bool = False) -> torch.Tensor:
     return torch.tensor(np.asarray(a), requires_grad=requires_grad)

@@ -28,7 +28,7 @@ from ..ops.gru import GRUCache, GRUWeights
 from ..ops.sequence import step_mask
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from .lstm import _NO_T, _c, _chunks, _contig, _cores, _lens
+from .lstm import _NO_T, _c, _contig, _cores, _lens
 
 # As in _lstm_loops.py: loops run from 0 over views, one output array per loop, no float literals.
 
@@ -200,14 +200,11 @@ def gru_forward(x, h0, weights, lengths=None, need_cache=True):
     y = np.empty((B, T, H), dt)
     args = (x, w.w_ih, w.b_ih, w.w_hh, wt_hh, w.b_hh, g, np.empty((B, 3 * H), dt), ghn, hbuf, y)
     args += (_lens(mask, B, T),)
-    if _chunks(B, H) == 1:
-        _forward_one(*args)
-    else:
-        with _cores(B, H) as chunks:
-            if chunks == 1:
-                _forward_one(*args)
-            else:
-                _forward_par(*args, chunks)
+    with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
+        if chunks == 1:
+            _forward_one(*args)
+        else:
+            _forward_par(*args, chunks)
     h_n = hbuf[:, T % S].copy()
     cache = GRUCache(x, hbuf, g, ghn, mask, w) if need_cache else None
     return y, h_n, cache

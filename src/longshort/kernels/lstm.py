@@ -119,14 +119,11 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     y = np.empty((B, T, H), dt)
     args = (x, w.w_ih, wt_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, z, hbuf, cbuf, tbuf, y)
     args += (_lens(mask, B, T),)
-    if _chunks(B, H) == 1:
-        _forward_one(*args)
-    else:
-        with _cores(B, H) as chunks:
-            if chunks == 1:
-                _forward_one(*args)
-            else:
-                _forward_par(*args, chunks)
+    with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
+        if chunks == 1:
+            _forward_one(*args)
+        else:
+            _forward_par(*args, chunks)
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache
