@@ -31,6 +31,7 @@ def table(result) -> list[str]:
                 f"streaming step {_cfg(row['config'])}: longshort {s['longshort'] * 1e6:.1f} us, "
                 f"torch {s['torch'] * 1e6:.1f} us ({s['torch'] / s['longshort']:.1f}x faster)"
             )
+    lines += roofline(result)
     if "memory" in result:
         for lib, m in result["memory"].items():
             peaks = ", ".join(f"{p:.0f}" for p in m["peaks_mb"])
@@ -47,17 +48,65 @@ def table(result) -> list[str]:
     return lines
 
 
+def peak(result) -> float:
+    """GFLOP/s: the best 2048^3 product, or the best rate any library reached in this run if
+    that was higher (so the bound never overstates what is impossible)."""
+    best = result["peak"]["peak_gflops"]
+    for row in result.get("configs", []):
+        for kind in ("inference", "train"):
+            for t in row[kind].values():
+                best = max(best, row["flops"][kind] / t / 1e9)
+    return best
+
+
+def roofline(result) -> list[str]:
+    """GFLOP/s of every library and the smallest ratio to torch the machine's peak allows."""
+    if "peak" not in result or "flops" not in result["configs"][0]:
+        return []
+    pk = dict(result["peak"], peak_gflops=peak(result))
+    lines = [
+        f"\nroofline: float32 peak {pk['peak_gflops']:.0f} GFLOP/s (2048^3 product: "
+        f"NumPy {pk['numpy']:.0f}, torch {pk['torch']:.0f}; or the best rate of this run); "
+        "bound = FLOPs / peak / the other's time",
+        f"{'config (B,T,I,H,L)':<22}{'infer GFLOP/s: ls':>18}{'torch':>7}{'ort':>7}"
+        f"{'bound/ort':>10}{'train GFLOP/s: ls':>19}{'torch':>7}{'bound/torch':>12}",
+    ]
+    for row in result["configs"]:
+        i, t, f = row["inference"], row["train"], row["flops"]
+        gi = {k: f["inference"] / v / 1e9 for k, v in i.items()}
+        gt = {k: f["train"] / v / 1e9 for k, v in t.items()}
+        lines.append(
+            f"{_cfg(row['config']):<22}{gi['longshort']:>18.1f}{gi['torch']:>7.1f}{gi['ort']:>7.1f}"
+            f"{gi['ort'] / pk['peak_gflops']:>10.2f}{gt['longshort']:>19.1f}{gt['torch']:>7.1f}"
+            f"{gt['torch'] / pk['peak_gflops']:>12.2f}"
+        )
+    return lines
+
+
 def targets(result) -> list[str]:
     rows, out = result["configs"], []
     for row in rows:
         r = row["train"]["longshort"] / row["train"]["torch"]
-        out.append(f"{_ok(r <= 0.67)} training {_cfg(row['config'])}: {r:.2f} x torch (<= 0.67)")
+        note = ""
+        if "flops" in row:
+            bound = row["flops"]["train"] / peak(result) / 1e9
+            bound /= row["train"]["torch"]
+            note = f"; peak-FLOP bound {bound:.2f}" + (
+                " (target unreachable)" if bound > 0.67 else ""
+            )
+        out.append(
+            f"{_ok(r <= 0.67)} training {_cfg(row['config'])}: {r:.2f} x torch (<= 0.67){note}"
+        )
     for row in rows:
         i = row["inference"]
         r = i["longshort"] / i["ort"]
+        note = ""
+        if "flops" in row:
+            bound = row["flops"]["inference"] / peak(result) / 1e9 / i["ort"]
+            note = f"; peak-FLOP bound {bound:.2f}"
         out.append(
             f"{_ok(r <= 1.0)} inference {_cfg(row['config'])}: {r:.2f} x ORT (<= 1), "
-            f"{i['longshort'] / i['torch']:.2f} x torch"
+            f"{i['longshort'] / i['torch']:.2f} x torch{note}"
         )
     for row in rows:
         if "step" in row:
@@ -90,7 +139,9 @@ def print_report(result) -> None:
     print(
         f"longshort impl={result['impl']} | numpy {v['numpy']} ({v['blas']}), numba {v['numba']}, "
         f"torch {v['torch']} ({v['torch_threads']} threads), onnxruntime {v['onnxruntime']}, "
-        f"{v['cores']} cores" + (" | QUICK run" if result.get("quick") else "")
+        f"{v['cores']} cores"
+        + (" | QUICK run" if result.get("quick") else "")
+        + (" | each library in its own process" if result.get("isolated") else "")
     )
     print("\n".join(table(result)))
     print("\nTargets:")

@@ -1,6 +1,7 @@
 """longshort vs torch.nn.LSTM vs ONNX Runtime, side by side in one run.
 
     python benchmarks/bench_lstm.py [--quick] [--json FILE] [--impl auto|fused|reference]
+                                    [--isolate]
 
 For each (B, T, I, H, L) it times, interleaving the implementations in rounds (one block of
 back-to-back calls of each per round, at least 5 ms long; medians over rounds):
@@ -11,6 +12,15 @@ Then, each in a fresh process: peak RSS over repeated training steps of (64, 200
 and cold start (interpreter + import + first forward of (32, 100, 32, 128, 1)).
 Ratios are longshort / other; below 1 means longshort is faster. Timings on a shared machine are
 noisy: compare ratios from the same run.
+
+--isolate runs each library in a worker process of its own (benchmarks/_isolated.py), still
+interleaved round by round, so no library's idle thread pool spins beside another's timed calls.
+
+Roofline: the run first measures this machine's dense float32 peak (the best of NumPy's and
+torch's 2048^3 matrix product on all cores) and counts each configuration's GEMM FLOPs
+(inference 2BT(I_l + H)4H per layer; a training step 3x that, less layer 0's dx). A library's
+time can never be below FLOPs / peak, so `bound` = (FLOPs / peak) / torch's time is the smallest
+ratio to torch any implementation could reach on this machine.
 """
 
 from __future__ import annotations
@@ -40,22 +50,57 @@ MEMORY_CFG = (64, 200, 64, 256, 2)
 COLD_CFG = (32, 100, 32, 128, 1)
 
 
-def build(cfg, impl):
-    """A longshort LSTM, a torch.nn.LSTM with the same weights, inputs and output gradients."""
-    import torch
-
+def build_longshort(cfg, impl):
+    """A longshort LSTM (seed 0), its input x (B, T, I) and output gradient dy (B, T, H)."""
     import longshort as ls
 
     B, T, I, H, L = cfg
     layer = ls.nn.LSTM(I, H, num_layers=L, seed=0, impl=impl)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    dy = rng.standard_normal((B, T, H)).astype(np.float32)
+    return layer, x, dy
+
+
+def build(cfg, impl):
+    """A longshort LSTM, a torch.nn.LSTM with the same weights, inputs and output gradients."""
+    import torch
+
+    layer, x, dy = build_longshort(cfg, impl)
+    B, T, I, H, L = cfg
     tl = torch.nn.LSTM(I, H, num_layers=L, batch_first=True)
     with torch.no_grad():
         for name, p in layer.named_parameters():
             getattr(tl, name).copy_(torch.from_numpy(p.data))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((B, T, I)).astype(np.float32)
-    dy = rng.standard_normal((B, T, H)).astype(np.float32)
     return layer, tl, x, dy
+
+
+def flops(cfg) -> tuple[float, float]:
+    """(inference, training-step) GEMM FLOPs of a (B, T, I, H, L) unidirectional LSTM."""
+    B, T, I, H, L = cfg
+    fwd = sum(2 * B * T * ((I if layer == 0 else H) + H) * 4 * H for layer in range(L))
+    return float(fwd), float(3 * fwd - 2 * B * T * I * 4 * H)  # torch skips layer 0's dx
+
+
+def measure_peak(n: int = 2048, reps: int = 5) -> dict:
+    """GFLOP/s of the best n^3 float32 matrix product, NumPy (OpenBLAS) and torch (MKL)."""
+    import torch
+
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    ta = torch.from_numpy(a)
+    out = {}
+    for name, f in (("numpy", lambda: a @ a), ("torch", lambda: torch.mm(ta, ta))):
+        f()
+        best = min(_timed(f) for _ in range(reps))
+        out[name] = 2 * n**3 / best / 1e9
+    out["peak_gflops"] = max(out.values())
+    return out
+
+
+def _timed(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
 
 
 def interleaved(fns: dict, reps: int, pause: float = 0.002, block_s: float = 0.005) -> dict:
@@ -85,6 +130,22 @@ def reps_for(cfg, quick: bool) -> int:
     work = B * T * H * (H + I) * L  # ~ proportional to the time of one call
     reps = int(np.clip(4e9 / max(work, 1), 7, 41))
     return max(5, reps // 3) if quick else reps
+
+
+def bench_config_isolated(cfg, impl, quick):
+    from _isolated import Workers
+
+    reps = reps_for(cfg, quick)
+    w = Workers(["longshort", "torch", "ort"], cfg, impl)
+    try:
+        row = {"config": list(cfg), "reps": reps, "isolated": True}
+        row["inference"] = w.interleaved("inference", ["longshort", "torch", "ort"], reps)
+        row["train"] = w.interleaved("train", ["longshort", "torch"], reps)
+        if cfg[0] == 1 and cfg[1] == 1:
+            row["step"] = w.interleaved("step", ["longshort", "torch"], reps)
+    finally:
+        w.close()
+    return row
 
 
 def bench_config(cfg, impl, quick):
@@ -245,11 +306,16 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--config", action="append", metavar="B,T,I,H,L", help="run only these (repeatable)"
     )
+    ap.add_argument("--isolate", action="store_true", help="each library in its own worker process")
     args = ap.parse_args(argv)
     grid = [tuple(int(v) for v in c.split(",")) for c in args.config] if args.config else GRID
     result = {"versions": versions(), "impl": args.impl, "quick": args.quick, "configs": []}
+    result["isolated"] = args.isolate
+    result["peak"] = measure_peak(1024 if args.quick else 2048, reps=3 if args.quick else 7)
+    run = bench_config_isolated if args.isolate else bench_config
     for cfg in grid:
-        row = bench_config(cfg, args.impl, args.quick)
+        row = run(cfg, args.impl, args.quick)
+        row["flops"] = dict(zip(("inference", "train"), flops(cfg)))
         result["configs"].append(row)
         print(f"done {cfg}", file=sys.stderr, flush=True)
     if not args.skip_process:
