@@ -38,7 +38,7 @@ def _model(args: argparse.Namespace):
     return Forecaster(
         horizon=args.horizon, context=context, hidden_size=args.hidden_size,
         num_layers=args.layers, quantiles=_quantiles(args.quantiles), strategy=args.strategy,
-        baseline=args.baseline,
+        baseline=args.baseline, ensemble=args.ensemble,
         calendar=args.calendar, season=args.season, freq=args.freq, epochs=args.epochs,
         max_seconds=args.max_seconds, seed=args.seed,
     )  # fmt: skip
@@ -124,10 +124,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", choices=["direct", "recursive"], default="direct")
     p.add_argument(
         "--baseline",
-        choices=["seasonal", "last", "none"],
+        choices=["seasonal", "seasonal_level", "last", "none", "auto"],
         default="seasonal",
-        help="the network forecasts the residual from this (default seasonal naive)",
+        help="the network forecasts the residual from this (default seasonal naive; "
+        "seasonal_level: plus the last seasonal change; auto: the better of the two on the "
+        "validation part)",
     )
+    p.add_argument("--ensemble", type=int, default=1, help="networks averaged (seeds)")
     p.add_argument("--calendar", action="store_true", help="add calendar features")
     p.add_argument("--season", type=int, help="seasonal period (default: detected)")
     p.add_argument("--epochs", type=int, default=40)

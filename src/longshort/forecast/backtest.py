@@ -58,7 +58,7 @@ def _fold_rows(model, s: Series, ends: np.ndarray, season: int, run_ets: bool) -
     """Every model's forecasts of one series at the origins `ends`."""
     c, H = model.config, model.config.horizon
     sc = model.scalers[s.key]
-    q = forecast_scaled(model, series_inputs(s, sc, model.freq, c.calendar), ends)
+    q = forecast_scaled(model, series_inputs(s, sc, model.freq, model.cycles), ends)
     q = q * sc.scale + sc.loc  # (K, H, Q)
     rows = []
     for k, o in enumerate(ends):
@@ -120,6 +120,8 @@ def backtest(model, df, folds: int = 3, step: int | None = None, ets: bool = Tru
     metrics.update(
         horizon=c.horizon, folds=folds, step=step, season=int(season), freq=str(freq),
         series=len(series), train_seconds=round(model.fit_seconds, 2),
-        train_stop=model.train_result.stop_reason, epochs=round(model.train_result.epoch, 2),
+        train_stop=", ".join(sorted({r.stop_reason for r in model.train_results})),
+        epochs=[round(r.epoch, 2) for r in model.train_results] if c.ensemble > 1
+        else round(model.train_result.epoch, 2), baseline=model.window.baseline,
     )  # fmt: skip
     return BacktestResult(metrics, fc, series)

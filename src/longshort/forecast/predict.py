@@ -18,6 +18,13 @@ import pandas as pd
 
 from .features import Inputs, Scaler, Window, assemble, gather, series_inputs, window_of
 from .frame import Series, time_range
+from .training import fit_cycles
+
+
+def residual_lag(model) -> int:
+    """The lag whose differences set a series' residual scale (0: residuals not rescaled)."""
+    return model.window.lag if model.config.scale_residuals else 0
+
 
 CHUNK = 2048  # windows per forward pass
 
@@ -27,17 +34,17 @@ def median_index(quantiles) -> int:
     return int(np.argmin(np.abs(np.asarray(quantiles) - 0.5)))
 
 
-def _direct(net, zb, pb, kb, w: Window) -> np.ndarray:
-    x, extra, base = assemble(zb, pb, kb, 0, w)
-    return net(x, extra) + base[..., None]  # (M, H, Q)
+def _direct(net, zb, pb, kb, w: Window, r: float) -> np.ndarray:
+    x, extra, base = assemble(zb, pb, kb, 0, w, rscale=r)
+    return net(x, extra) * r + base[..., None]  # (M, H, Q)
 
 
-def _recursive(net, zb, pb, kb, w: Window, H: int, mid: int) -> np.ndarray:
+def _recursive(net, zb, pb, kb, w: Window, H: int, mid: int, r: float) -> np.ndarray:
     out = np.empty((len(zb), H, net.dims[3]))
     zb = zb.copy()
     for k in range(H):  # each step reads the medians of the steps before it
-        x, extra, base = assemble(zb, pb, kb, k, w)
-        out[:, k] = net(x, extra)[:, 0] + base  # (M, Q)
+        x, extra, base = assemble(zb, pb, kb, k, w, rscale=r)
+        out[:, k] = net(x, extra)[:, 0] * r + base  # (M, Q)
         zb[:, w.back + k] = out[:, k, mid]
     return out
 
@@ -51,10 +58,10 @@ def forecast_scaled(model, inp: Inputs, ends, offsets: bool = True) -> np.ndarra
     for a in range(0, len(ends), CHUNK):
         zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], w.back, c.horizon)
         if c.strategy == "direct":
-            parts.append(_direct(net, zb, pb, kb, w))
+            parts.append(_direct(net, zb, pb, kb, w, inp.rscale))
         else:
             mid = median_index(c.quantiles)
-            parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid))
+            parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid, inp.rscale))
     q = np.sort(np.concatenate(parts).astype(np.float64), axis=2)
     if offsets and model.offsets is not None and q.shape[2] > 1:
         q[..., 0] -= model.offsets
@@ -98,8 +105,8 @@ def predict_frame(model, df) -> pd.DataFrame:
                 f"{back}; give at least {back} rows of history"
             )
         ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
-        sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist)
-        inp = series_inputs(ext, sc, model.freq, c.calendar)
+        sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))
+        inp = series_inputs(ext, sc, model.freq, model.cycles)
         q = forecast_scaled(model, inp, [s.n_hist])[0] * sc.scale + sc.loc  # (H, Q)
         f = pd.DataFrame({cols["time"]: ext.time[s.n_hist :]})
         if cols["id"] is not None:
@@ -123,6 +130,8 @@ def save_forecaster(model, d: Path) -> Path:
         "config": model.config.to_dict(),
         "freq": model.freq,
         "season": int(model.season),
+        "cycles": list(model.cycles),
+        "baseline": model.window.baseline,
         "scalers": {k: v.to_dict() for k, v in model.scalers.items()},
         "offsets": None if model.offsets is None else [float(o) for o in model.offsets],
         "net": [int(v) for v in model.net.dims],
@@ -138,7 +147,7 @@ def load_forecaster(cls, d: Path):
     """Forecaster.load (see the module docstring)."""
     from safetensors.numpy import load_file
 
-    from ..models.forecaster import FORMAT, ForecasterConfig, ForecastNet
+    from ..models.forecaster import FORMAT, ForecastEnsemble, ForecasterConfig, ForecastNet
 
     cfg_path, w_path = d / "config.json", d / "model.safetensors"
     for p in (cfg_path, w_path):
@@ -150,12 +159,16 @@ def load_forecaster(cls, d: Path):
     model = cls.__new__(cls)
     model.config = ForecasterConfig.from_dict(meta["config"])
     model.freq, model.season = meta["freq"], meta["season"]
-    model.window = window_of(model.config, model.season)
+    model.window = window_of(model.config, model.season, baseline=meta.get("baseline"))
+    cycles = meta.get("cycles")  # absent before format 2's cycles: every cycle of the step
+    model.cycles = tuple(cycles) if cycles is not None else fit_cycles(model.config, model.freq)
     model.scalers = {k: Scaler.from_dict(v) for k, v in meta["scalers"].items()}
     model.offsets = None if meta["offsets"] is None else np.asarray(meta["offsets"])
     model.fit_seconds, model.train_result = meta.get("fit_seconds", 0.0), None
-    dims = meta["net"]
-    model.net = ForecastNet(*dims, dropout=model.config.dropout, seed=model.config.seed)
+    model.train_results = []
+    dims, k = meta["net"], model.config.ensemble
+    nets = [ForecastNet(*dims, dropout=model.config.dropout) for _ in range(k)]
+    model.net = nets[0] if k == 1 else ForecastEnsemble(nets)
     model.net.quantiles = np.asarray(model.config.quantiles, np.float32)
     model.net.load_state_dict(load_file(str(w_path)))
     model.net.eval()

@@ -20,6 +20,13 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _epochs(e) -> str:
+    """'12 epochs', or for an ensemble '5 networks, 9-14 epochs each'."""
+    if isinstance(e, list | tuple):
+        return f"{len(e)} networks, {min(e):g}-{max(e):g} epochs each"
+    return f"{e:g} epochs"
+
+
 def markdown(metrics: dict, title: str, plot: str | None = "forecast.png") -> str:
     """A short report: setup, the table, interval coverage, training time, the plot."""
     m, cov = metrics, metrics["coverage"]
@@ -39,8 +46,9 @@ def markdown(metrics: dict, title: str, plot: str | None = "forecast.png") -> st
         f"The {cov['nominal']:.0%} interval (quantiles {cov['interval'][0]:g}-"
         f"{cov['interval'][1]:g}) covered {cov['lstm']:.1%} of the truths "
         f"({cov['below_low']:.1%} below, {cov['above_high']:.1%} above).",
-        f"LSTM training: {m['train_seconds']:.1f} s ({m['epochs']:g} epochs, stopped by "
-        f"{m['train_stop']}).",
+        f"LSTM training: {m['train_seconds']:.1f} s ({_epochs(m['epochs'])}, stopped by "
+        f"{m['train_stop']}); the network corrects the {m.get('baseline', 'seasonal')} "
+        "baseline.",
     ]
     if plot:
         lines += ["", f"![forecast]({plot})"]

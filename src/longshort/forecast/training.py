@@ -14,8 +14,19 @@ quantile regression, Romano, Patterson & Candes 2019). Offsets are in scaled uni
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from .features import Scaler, Window, series_inputs, train_ends, windows
+from .features import (
+    Scaler,
+    Window,
+    baseline_values,
+    calendar_cycles,
+    gather,
+    series_inputs,
+    train_ends,
+    window_of,
+    windows,
+)
 
 MAX_CALIBRATION_ORIGINS = 300  # per series: enough for a stable quantile, cheap to predict
 
@@ -33,6 +44,17 @@ def check_length(s, c, back: int | None = None) -> None:
         )
 
 
+def fit_cycles(c, freq, series: list | None = None) -> tuple:
+    """The calendar cycles a model reads: none without `c.calendar`; else those of the step
+    (calendar_cycles) that the longest of the training `series` covers at least twice (all of
+    them when `series` is None)."""
+    if not c.calendar:
+        return ()
+    spans = [s.time[s.n_hist - 1] - s.time[0] for s in series or []
+             if isinstance(s.time, pd.DatetimeIndex) and s.n_hist > 0]  # fmt: skip
+    return calendar_cycles(freq, max(spans) if spans else None)
+
+
 def split_point(n: int, c, back: int) -> int:
     """Where the validation part of a length-n series starts (n when there is none)."""
     if c.val_fraction <= 0:
@@ -41,20 +63,42 @@ def split_point(n: int, c, back: int) -> int:
     return start if start - c.steps >= back else n
 
 
+def choose_baseline(series: list, c, freq, season: int) -> str:
+    """baseline="auto": "seasonal" or "seasonal_level", whichever forecasts the validation part
+    of the series (all of it when there is none) with the lower mean absolute error over the
+    horizon, in scaled units; a tie keeps "seasonal". Only training data is used."""
+    errors = {}
+    for kind in ("seasonal", "seasonal_level"):
+        w = window_of(c, season, steps=c.horizon, baseline=kind)
+        total, count = 0.0, 0
+        for s in series:
+            check_length(s, c, w.back)
+            n = s.n_hist
+            start = split_point(n, c, w.back)
+            ends = (np.arange(max(start, w.back), n - c.horizon + 1) if start < n
+                    else train_ends(n, w.back, c.horizon))  # fmt: skip
+            zb, _, _, ob = gather(series_inputs(s, Scaler.fit(s, n), freq), ends, w.back, c.horizon)
+            err = np.abs(zb[:, w.back :] - baseline_values(zb[:, : w.back], w))[ob]
+            total, count = total + float(err.sum()), count + err.size
+        errors[kind] = total / max(count, 1)
+    return min(errors, key=errors.get)
+
+
 def _stack(parts: list[dict]) -> dict:
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     keep = out["mask"].any(axis=1)  # a window with no observed target teaches nothing
     return {k: v[keep] for k, v in out.items()}
 
 
-def build_training(series: list, c, freq, w: Window) -> tuple[dict, dict, dict]:
-    """(train arrays, validation arrays or {}, scalers by series key) for ForecastNet.loss."""
+def build_training(series: list, c, freq, w: Window, cycles: tuple = ()) -> tuple:
+    """(train arrays, validation arrays or {}, scalers by series key) for ForecastNet.loss;
+    `cycles`: the calendar features (calendar_cycles)."""
     train, val, scalers = [], [], {}
     for s in series:
         check_length(s, c, w.back)
         n = s.n_hist
-        sc = scalers[s.key] = Scaler.fit(s, n)
-        inp = series_inputs(s, sc, freq, c.calendar)
+        sc = scalers[s.key] = Scaler.fit(s, n, w.lag if c.scale_residuals else 0)
+        inp = series_inputs(s, sc, freq, cycles)
         start = split_point(n, c, w.back)
         train.append(windows(inp, train_ends(start, w.back, c.steps, c.stride), w))
         if start < n:
@@ -81,7 +125,7 @@ def calibrate(model, series: list) -> np.ndarray | None:
             continue
         if len(ends) > MAX_CALIBRATION_ORIGINS:
             ends = ends[np.linspace(0, len(ends) - 1, MAX_CALIBRATION_ORIGINS).astype(int)]
-        inp = series_inputs(s, model.scalers[s.key], model.freq, c.calendar)
+        inp = series_inputs(s, model.scalers[s.key], model.freq, model.cycles)
         q = forecast_scaled(model, inp, ends, offsets=False)  # (M, H, Q)
         idx = ends[:, None] + np.arange(c.horizon)[None, :]  # (M, H)
         y = inp.z[idx]

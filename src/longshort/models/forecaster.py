@@ -7,9 +7,13 @@ known-future covariates and calendar features); a linear head reads its last hid
 with the context values themselves, the baseline of the S output steps and their known-future
 features (a linear "highway", as in LSTNet, so the seasonal lags reach the output directly). The
 head predicts the residual from a baseline (`baseline="seasonal"`: the value one season before
-each output step; "last": the last value; "none": the window's mean level) and starts at zero, so
-the untrained model is the seasonal naive forecaster and training learns its corrections. S = H for the direct
-strategy (one head for all steps), S = 1 for the recursive one (the median is fed back H times).
+each output step; "seasonal_level": that value moved by the last seasonal change; "auto": the
+better of the two on the validation part; "last": the last value; "none": the window's mean level),
+in units of the residuals' own RMS, and starts at zero, so the untrained model is the baseline
+forecaster and training learns its corrections. `ensemble=K` trains K nets from seeds
+seed .. seed + K - 1 on the same windows and averages their quantiles (ForecastEnsemble).
+S = H for the direct strategy (one head for all steps), S = 1 for the recursive one (the median
+is fed back H times).
 The loss is the pinball loss over the quantile levels; after training, the outermost quantiles are
 widened (or narrowed) per horizon step by conformal offsets measured on the validation windows
 (conformalised quantile regression, Romano et al. 2019), so the interval covers its nominal share.
@@ -26,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nn import LSTM, Linear, Module
+from ..nn import LSTM, Linear, Module, ModuleList
 from ..ops.losses import pinball_backward, pinball_forward
 from ..train import LossOutput, TrainConfig, fit
 
 FORMAT = "longshort-forecaster-2"
-BASELINES = ("seasonal", "last", "none")
+BASELINES = ("seasonal", "seasonal_level", "last", "none", "auto")
+POSITIVE = ("horizon", "context", "hidden_size", "num_layers", "epochs", "stride", "ensemble")
 
 
 @dataclass
@@ -44,7 +49,8 @@ class ForecasterConfig:
     num_layers: int = 1
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     strategy: str = "direct"  # "direct" | "recursive"
-    baseline: str = "seasonal"  # "seasonal" | "last" | "none": what the network corrects
+    baseline: str = "seasonal"  # one of BASELINES: what the network corrects
+    scale_residuals: bool = True  # residuals and differences in units of their own RMS
     calendar: bool = False
     season: int | None = None  # None = detected
     freq: str | int | None = None  # None = inferred
@@ -57,6 +63,7 @@ class ForecasterConfig:
     val_fraction: float = 0.1
     stride: int = 1
     calibrate: bool = True
+    ensemble: int = 1  # networks trained from seeds seed .. seed + ensemble - 1, averaged
     seed: int = 0
     columns: dict = field(default_factory=dict)  # set by fit
 
@@ -66,7 +73,7 @@ class ForecasterConfig:
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {self.strategy!r}")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {list(BASELINES)}, got {self.baseline!r}")
-        for name in ("horizon", "context", "hidden_size", "num_layers", "epochs", "stride"):
+        for name in POSITIVE:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -128,6 +135,29 @@ class ForecastNet(Module):
         return LossOutput(value, lambda: self.backward(pinball_backward(cache)))
 
 
+class ForecastEnsemble(Module):
+    """K ForecastNets of the same shape (`members.<k>.*`); forecasts the mean of their
+    quantiles (quantile averaging), which lowers the variance that one seed's weights add."""
+
+    def __init__(self, nets: list[ForecastNet]):
+        super().__init__()
+        self.members = ModuleList(nets)
+        self.dims = nets[0].dims
+
+    @property
+    def quantiles(self) -> np.ndarray:
+        return self.members[0].quantiles
+
+    @quantiles.setter
+    def quantiles(self, q) -> None:
+        for m in self.members:
+            m.quantiles = np.asarray(q, np.float32)
+
+    def forward(self, x: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        """x (B, C, I), extra (B, E) -> the members' mean quantiles (B, S, Q)."""
+        return np.mean([m(x, extra) for m in self.members], axis=0)
+
+
 class Forecaster:
     """Quantile forecasts of one or many series from a table (scikit-learn-like).
 
@@ -144,10 +174,10 @@ class Forecaster:
 
     def __init__(self, horizon: int = 12, context: int = 48, **options):
         self.config = ForecasterConfig(horizon=horizon, context=context, **options)
-        self.net: ForecastNet | None = None
+        self.net: ForecastNet | ForecastEnsemble | None = None
         self.freq, self.season, self.scalers, self.offsets = None, 1, {}, None
-        self.window = None
-        self.fit_seconds, self.train_result = 0.0, None
+        self.window, self.cycles = None, ()
+        self.fit_seconds, self.train_result, self.train_results = 0.0, None, []
 
     @property
     def horizon(self) -> int:
@@ -173,23 +203,30 @@ class Forecaster:
         """`fit` on already prepared Series (longshort.forecast.prepare)."""
         from ..forecast.baselines import detect_season
         from ..forecast.features import window_of
-        from ..forecast.training import build_training, calibrate
+        from ..forecast.training import build_training, calibrate, choose_baseline, fit_cycles
 
         c = self.config
         c.columns, self.freq = dict(columns), freq
         self.season = c.season or detect_season(series[0].y[: series[0].n_hist], freq)
-        self.window = window_of(c, self.season)
-        train, val, self.scalers = build_training(series, c, freq, self.window)
-        self.net = ForecastNet(train["x"].shape[2], train["extra"].shape[1], c.steps,
-                               len(c.quantiles), c.hidden_size, c.num_layers, c.dropout, c.seed,
-                               zero_head=c.baseline != "none")  # fmt: skip
-        self.net.quantiles = np.asarray(c.quantiles, np.float32)
-        cfg = TrainConfig(epochs=c.epochs, max_seconds=c.max_seconds, batch_size=c.batch_size,
-                          lr=c.lr, seed=c.seed, patience=c.patience if val else None,
-                          log_every=10**9, progress=False)  # fmt: skip
+        base = choose_baseline(series, c, freq, self.season) if c.baseline == "auto" else None
+        self.window = window_of(c, self.season, baseline=base)
+        self.cycles = fit_cycles(c, freq, series)
+        train, val, self.scalers = build_training(series, c, freq, self.window, self.cycles)
         t0 = time.perf_counter()
-        self.train_result = fit(self.net, train, cfg, val_data=val or None)
-        self.net.eval()
+        nets, self.train_results = [], []
+        for k in range(c.ensemble):  # each member: its own seed, an equal share of the time
+            net = ForecastNet(train["x"].shape[2], train["extra"].shape[1], c.steps,
+                              len(c.quantiles), c.hidden_size, c.num_layers, c.dropout, c.seed + k,
+                              zero_head=self.window.baseline != "none")  # fmt: skip
+            net.quantiles = np.asarray(c.quantiles, np.float32)
+            share = None if c.max_seconds is None else c.max_seconds / c.ensemble
+            cfg = TrainConfig(epochs=c.epochs, max_seconds=share, batch_size=c.batch_size,
+                              lr=c.lr, seed=c.seed + k, patience=c.patience if val else None,
+                              log_every=10**9, progress=False)  # fmt: skip
+            self.train_results.append(fit(net, train, cfg, val_data=val or None))
+            nets.append(net.eval())
+        self.train_result = self.train_results[0]
+        self.net = nets[0] if len(nets) == 1 else ForecastEnsemble(nets)
         self.offsets = calibrate(self, series) if c.calibrate else None
         self.fit_seconds = time.perf_counter() - t0
         return self
