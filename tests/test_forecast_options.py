@@ -179,3 +179,27 @@ def test_cli_ensemble_and_auto_baseline(tmp_path, capsys):
     assert m["baseline"] == "seasonal_level" and len(m["epochs"]) == 2
     assert "2 networks" in (tmp_path / "bt" / "report.md").read_text()
     capsys.readouterr()
+
+
+def test_interval_offsets_cover_each_side_and_never_narrow():
+    """Each side misses at most its own share of the calibration scores, and the interval is never
+    narrower than the symmetric conformal one; models saved with one (H,) offset still load."""
+    from longshort.forecast.predict import _sides
+    from longshort.forecast.training import _offsets
+
+    rng = np.random.default_rng(0)
+    y = rng.gamma(2.0, 1.0, size=(400, 3))  # skewed truths, 3 horizon steps
+    q_lo, q_hi = np.full_like(y, 0.8), np.full_like(y, 2.0)
+    lo_s, hi_s = q_lo - y, y - q_hi
+    sym = _offsets(np.fmax(lo_s, hi_s), 0.8)
+    lower = np.maximum(_offsets(lo_s, 0.9), sym)
+    upper = np.maximum(_offsets(hi_s, 0.9), sym)
+    assert np.all(lower >= sym) and np.all(upper >= sym)
+    assert np.all(np.mean(y < q_lo - lower, axis=0) <= 0.1)
+    assert np.all(np.mean(y > q_hi + upper, axis=0) <= 0.1)
+    inside = (y >= q_lo - lower) & (y <= q_hi + upper)
+    assert np.all(inside.mean(axis=0) >= 0.8)
+    a, b = _sides(np.array([0.5, 0.25]))
+    assert np.array_equal(a, b)
+    a, b = _sides(np.stack([lower, upper]))
+    assert np.array_equal(a, lower) and np.array_equal(b, upper)

@@ -96,7 +96,7 @@ def test_compare_keeps_rows_of_another_hidden_size_apart(tmp_path, capsys):
     rows = load_rows(out)
     assert sorted(r["hidden_size"] for r in rows) == [4, 8]
     md = (out / "results.md").read_text()
-    assert "| adding | rnn | 10 | 4 |" in md and "| adding | rnn | 10 | 8 |" in md
+    assert "| adding | rnn | 10 | - | 4 |" in md and "| adding | rnn | 10 | - | 8 |" in md
     assert (out / "results.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -146,10 +146,85 @@ def test_inspect_gradient_flow_from_lab_and_trained(compared, tmp_path):
     assert (out2 / "gradient_flow.csv").read_text().count("\nRNN,") == 16
 
 
+def test_copy_recall_is_an_option_a_key_and_a_column(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    base = ["lab", "compare", "--task", "copy", "--lengths", "6", "--models", "lstm",
+            "--out", str(out), "--quiet", *TINY]  # fmt: skip
+    assert main([*base, "--recall", "3"]) == 0
+    assert "[1/1] LSTM on copy, T=6, recall 3" in capsys.readouterr().out
+    assert main([*base, "--recall", "2"]) == 0  # another recall length: another row, not skipped
+    assert main([*base, "--recall", "3"]) == 0  # already there: skipped
+    assert "[1/" not in capsys.readouterr().out.split("rows in")[-2]
+    rows = sorted(load_rows(out), key=lambda r: r["recall"])
+    assert [r["recall"] for r in rows] == [2, 3]
+    for r in rows:
+        n = r["recall"]
+        assert r["chance_success"] == 8.0**-n
+        assert r["chance_error"] == pytest.approx(n * np.log(8) / (6 + 2 * n), abs=1e-6)
+        net = load(out / "models" / f"copy-lstm-T6-R{n}" / "model")
+        assert net.config.readout == "all" and net.config.output_size == 9
+    md = (out / "results.md").read_text()
+    assert "| task | model | T | recall | hidden |" in md
+    assert "| copy | lstm | 6 | 2 | 8 |" in md and "| copy | lstm | 6 | 3 | 8 |" in md
+    # rows without a recall (before the option) are Arjovsky's 10 symbols; other tasks show "-"
+    old = {**rows[0], "length": 7}
+    del old["recall"]
+    adding = {**rows[0], "task": "adding", "length": 7}
+    del adding["recall"]
+    assert "| copy | lstm | 7 | 10 | 8 |" in markdown_table([old])
+    assert "| adding | lstm | 7 | - | 8 |" in markdown_table([adding])
+
+
+def test_a_diverged_run_keeps_its_best_weights_and_gives_a_row(monkeypatch):
+    from longshort.lab import runner
+    from longshort.train import TrainingDiverged
+
+    step = runner.Trainer._train_step
+
+    def blow_up(self, batch):
+        if self.step == 40:
+            raise TrainingDiverged("at step 41: the total gradient norm is inf")
+        return step(self, batch)
+
+    monkeypatch.setattr(runner.Trainer, "_train_step", blow_up)
+    cfg = LabConfig(task="copy", recall=2, length=5, hidden_size=8, budget_sequences=3200,
+                    val_size=64, test_size=64, val_every=10)  # fmt: skip
+    seen = []
+    row = run(cfg, on_progress=seen.append)
+    assert row["stop_reason"] == "diverged" and not row["solved"]
+    assert row["steps"] == 40 and row["sequences_seen"] == 40 * 32
+    # the weights tested are the best validation ones (validated at steps 10, 20, 30, 40)
+    assert [p["step"] for p in seen] == [10, 20, 30, 40]
+    best = min(seen, key=lambda p: (1 - p["val_success"], p["val_error"]))
+    assert row["val_success"] == pytest.approx(best["val_success"], abs=1e-6)
+    assert np.isfinite(row["test_error"])
+
+
+def test_lab_config_checks_the_recall_length():
+    cfg = LabConfig(task="copy", recall=4, length=12)
+    assert LabConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["recall"] == 4
+    with pytest.raises(ValueError, match="recall length"):
+        LabConfig(task="copy", recall=0)
+    with pytest.raises(ValueError, match="copy task only"):
+        LabConfig(task="adding", recall=4)
+
+
+def test_lstm_learns_a_short_copy_task():
+    cfg = LabConfig(task="copy", model="lstm", length=5, recall=2, hidden_size=16,
+                    budget_sequences=40_000, budget_minutes=0.5, val_size=256, test_size=500,
+                    val_every=50)  # fmt: skip
+    row = run(cfg)
+    # chance: 1/64 of sequences whole, loss 2 log 8 / 9 = 0.462 per step
+    assert row["recall"] == 2 and row["chance_success"] == 1 / 64
+    assert row["success_rate"] > 0.9 and row["test_error"] < 0.2 * row["chance_error"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["lab", "run", "--length", "0"],
+        ["lab", "run", "--length", "20", "--recall", "3"],
+        ["lab", "run", "--task", "copy", "--length", "20", "--recall", "0"],
         ["lab", "run", "--length", "5"],
         ["lab", "compare", "--lengths", "10,x", "--out", "o"],
         ["lab", "compare", "--lengths", "10", "--models", "lstm,tcn", "--out", "o"],

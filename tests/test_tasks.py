@@ -15,6 +15,7 @@ from longshort.data.tasks import (
     copy_chance_loss,
     copy_memory,
     copy_success_rate,
+    copy_task,
     get_task,
     temporal_order,
 )
@@ -124,6 +125,47 @@ def test_copy_chance_loss_is_the_memoryless_strategy():
     assert TASKS["copy"].error(logits, y) == pytest.approx(copy_chance_loss(T), rel=1e-9)
     assert copy_success_rate(np.eye(9)[y] * 5, y) == 1.0
     assert copy_success_rate(logits, y) < 0.05
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_copy_with_a_shorter_recall(n):
+    B, T = 200, 30
+    x, y, lengths = copy_memory(B, T, 2, n_recall=n)
+    L = T + 2 * n
+    assert x.shape == (B, L, 10) and y.shape == (B, L) and np.all(lengths == L)
+    ids = x.argmax(axis=-1)
+    assert np.all((ids[:, :n] >= 1) & (ids[:, :n] <= 8))
+    assert np.all(ids[:, n + T - 1] == 9) and np.all((ids == 9).sum(axis=1) == 1)
+    assert np.all(ids[:, n : n + T - 1] == 0) and np.all(ids[:, n + T :] == 0)
+    assert np.all(y[:, : T + n] == 0) and np.array_equal(y[:, T + n :], ids[:, :n])
+    task = get_task("copy", n)
+    assert task.name == "copy" and copy_task(n).chance_success == task.chance_success
+    b = task.generate(B, T, 2)
+    np.testing.assert_array_equal(b.x, x)
+    np.testing.assert_array_equal(b.target, y)
+    assert task.chance_success == 8.0**-n
+    assert task.chance_error(T) == pytest.approx(n * math.log(8) / (T + 2 * n))
+    # the memoryless answer scores the chance loss; a perfect one succeeds on every sequence
+    p = np.zeros((B, L, 9))
+    p[:, : T + n, 0] = 1.0
+    p[:, T + n :, 1:] = 1 / 8
+    logits = np.log(np.maximum(p, 1e-300))
+    assert task.error(logits, y) == pytest.approx(task.chance_error(T), rel=1e-9)
+    perfect = np.eye(9)[y] * 5
+    assert task.success_rate(perfect, y) == 1.0
+    perfect[0, -1] = np.roll(perfect[0, -1], 1)  # one wrong symbol fails its whole sequence
+    assert task.success_rate(perfect, y) == pytest.approx(1 - 1 / B)
+
+
+def test_copy_recall_length_is_checked():
+    assert get_task("copy") is TASKS["copy"] and get_task("copy", 10) is TASKS["copy"]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="recall length"):
+            get_task("copy", bad)
+    with pytest.raises(ValueError, match="copy task only"):
+        get_task("adding", 5)
+    with pytest.raises(ValueError, match="n_recall"):
+        copy_memory(4, 10, 0, n_recall=0)
 
 
 # --- temporal order ---------------------------------------------------------------------------

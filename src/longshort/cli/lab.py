@@ -2,6 +2,7 @@
 
 longshort lab run --task adding --length 200 --model lstm [--budget-minutes M] [--out DIR]
 longshort lab compare --task adding --lengths 50,100,200 --models lstm,gru,rnn --out DIR
+longshort lab compare --task copy --recall 5 --lengths 10,20,50 --models lstm,rnn --out DIR
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def _config(args: argparse.Namespace, **fields):
             "lr": args.lr, "budget_minutes": args.budget_minutes, "seed": args.seed,
             "budget_sequences": args.budget_sequences, "val_every": args.val_every,
             "val_size": args.val_size, "test_size": args.test_size, "lstm_init": args.lstm_init}  # fmt: skip
+    if args.recall is not None:
+        if args.task != "copy":
+            raise UserError(f"--recall applies to --task copy only, not {args.task}")
+        opts["recall"] = args.recall
     try:
         return LabConfig(**opts, **fields)
     except ValueError as e:
@@ -62,8 +67,14 @@ def _printer(prefix: str):
     return show
 
 
+def _what(task: str, model: str, length: int, recall: int | None) -> str:
+    tail = f", recall {recall}" if task == "copy" and recall is not None else ""
+    return f"{model.upper()} on {task}, T={length}{tail}"
+
+
 def _row_line(r: dict) -> str:
-    return (f"{r['task']} {r['model']} T={r['length']}: test success {100 * r['success_rate']:.1f} % "
+    tail = f" recall={r['recall']}" if r.get("recall") is not None else ""
+    return (f"{r['task']} {r['model']} T={r['length']}{tail}: test success {100 * r['success_rate']:.1f} % "
             f"(chance {100 * r['chance_success']:.1f} %), error {r['test_error']:.4f} "
             f"(chance {r['chance_error']:.4f}), {'solved' if r['solved'] else 'NOT solved'} after "
             f"{r['sequences_seen']:,} sequences, {r['seconds']:.0f} s")  # fmt: skip
@@ -73,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..lab import run
 
     cfg = _config(args, model=args.model, length=args.length)
-    print(f"lab run: {cfg.model.upper()} (hidden {cfg.hidden_size}) on {cfg.task}, T={cfg.length}, "
+    print(f"lab run: {_what(cfg.task, cfg.model, cfg.length, cfg.recall)} (hidden {cfg.hidden_size}), "
           f"budget {cfg.budget_sequences:,} sequences / {cfg.budget_minutes:g} min", flush=True)  # fmt: skip
     row = run(cfg, args.out, _printer(cfg.model), progress_bar=None if args.bar else False)
     print(_row_line(row))
@@ -91,7 +102,7 @@ def _compare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
 
     def start(cfg, i: int, n: int) -> None:
-        print(f"[{i + 1}/{n}] {cfg.model.upper()} on {cfg.task}, T={cfg.length} "
+        print(f"[{i + 1}/{n}] {_what(cfg.task, cfg.model, cfg.length, cfg.recall)} "
               f"({time.perf_counter() - t0:.0f} s so far)", flush=True)  # fmt: skip
 
     rows = compare(base, args.lengths, args.models, args.out, start,
@@ -124,6 +135,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lstm-init", choices=("chrono", "forget1", "uniform"), default="chrono",
                    help="LSTM gate-bias init (chrono)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--recall", type=int, default=None, metavar="N",
+                   help="copy task: symbols to recall after the delay (10, Arjovsky et al.)")  # fmt: skip
 
 
 def register(sub) -> None:

@@ -4,7 +4,7 @@ A saved forecaster is a directory (nothing pickled, loading runs no code from it
 
     config.json         {"format": "longshort-forecaster-2", "config": ForecasterConfig,
                          "freq", "season", "scalers": {series: {loc, scale, ...}},
-                         "offsets": [H] or null, "net": [n_inputs, n_extra, S, Q, hidden, layers]}
+                         "offsets": [2][H] (lower, upper) or null, "net": [n_inputs, n_extra, S, Q, hidden, layers]}
     model.safetensors   the ForecastNet state_dict (PyTorch names: lstm.weight_ih_l0, head.weight)
 """
 
@@ -64,9 +64,16 @@ def forecast_scaled(model, inp: Inputs, ends, offsets: bool = True) -> np.ndarra
             parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid, inp.rscale))
     q = np.sort(np.concatenate(parts).astype(np.float64), axis=2)
     if offsets and model.offsets is not None and q.shape[2] > 1:
-        q[..., 0] -= model.offsets
-        q[..., -1] += model.offsets
+        lo, hi = _sides(model.offsets)
+        q[..., 0] -= lo
+        q[..., -1] += hi
     return q
+
+
+def _sides(offsets) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) offsets (H,): from (2, H), or one symmetric (H,) (models saved before)."""
+    o = np.asarray(offsets, np.float64)
+    return (o[0], o[1]) if o.ndim == 2 else (o, o)
 
 
 def extend(s: Series, horizon: int, freq, future_cols: list[str]) -> Series:
@@ -133,7 +140,7 @@ def save_forecaster(model, d: Path) -> Path:
         "cycles": list(model.cycles),
         "baseline": model.window.baseline,
         "scalers": {k: v.to_dict() for k, v in model.scalers.items()},
-        "offsets": None if model.offsets is None else [float(o) for o in model.offsets],
+        "offsets": None if model.offsets is None else np.asarray(model.offsets).tolist(),
         "net": [int(v) for v in model.net.dims],
         "fit_seconds": model.fit_seconds,
     }

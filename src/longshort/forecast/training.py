@@ -4,11 +4,17 @@ Each series is split in time: the windows whose outputs end before the last `val
 series (at least one horizon) train the network; the windows whose outputs lie in that last part
 validate it (early stopping) and calibrate the intervals:
 
-    E[m, h] = max(q_low - y, y - q_high)     conformity score of window m at step h
-    offset[h] = the ceil((M + 1) p) / M empirical quantile of E[:, h], p = q_high - q_low
+    E[m, h] = max(q_low - y, y - q_high)          two-sided score of window m at step h
+    L[m, h] = q_low - y,  U[m, h] = y - q_high     one-sided scores
+    q(S, p)[h] = the ceil((M + 1) p) / M empirical quantile of S[:, h]
+    lower[h] = max(q(E, q_high - q_low), q(L, 1 - q_low))
+    upper[h] = max(q(E, q_high - q_low), q(U, q_high))
 
-so that [q_low - offset, q_high + offset] covers a share p of the validation truths (conformalised
-quantile regression, Romano, Patterson & Candes 2019). Offsets are in scaled units, per step.
+[q_low - lower, q_high + upper] is never narrower than conformalised quantile regression's
+symmetric interval (Romano, Patterson & Candes 2019), so it covers at least q_high - q_low of the
+validation truths, and each side is widened further until it alone misses at most its own share
+(q_low below, 1 - q_high above): a skewed series is then not missed on one side only. Offsets
+(2, H) are in scaled units, per step.
 """
 
 from __future__ import annotations
@@ -112,7 +118,8 @@ def build_training(series: list, c, freq, w: Window, cycles: tuple = ()) -> tupl
 
 
 def calibrate(model, series: list) -> np.ndarray | None:
-    """Per-step conformal offsets (H,) from the validation windows; None without any."""
+    """Per-step conformal offsets (2, H), lower and upper, from the validation windows; None
+    without any."""
     from .predict import forecast_scaled
 
     c = model.config
@@ -129,12 +136,20 @@ def calibrate(model, series: list) -> np.ndarray | None:
         q = forecast_scaled(model, inp, ends, offsets=False)  # (M, H, Q)
         idx = ends[:, None] + np.arange(c.horizon)[None, :]  # (M, H)
         y = inp.z[idx]
-        e = np.maximum(q[..., 0] - y, y - q[..., -1])
-        scores.append(np.where(inp.observed[idx], e, np.nan))
+        ok = inp.observed[idx]
+        scores.append(
+            np.stack([np.where(ok, q[..., 0] - y, np.nan), np.where(ok, y - q[..., -1], np.nan)])
+        )
     if not scores:
         return None
-    E = np.concatenate(scores)  # (M, H)
-    p = c.quantiles[-1] - c.quantiles[0]
+    lo, hi = np.concatenate(scores, axis=1)  # (M, H) each: below q_low, above q_high
+    sym = _offsets(np.fmax(lo, hi), c.quantiles[-1] - c.quantiles[0])  # two-sided (NaN stays)
+    side = np.stack([_offsets(lo, 1.0 - c.quantiles[0]), _offsets(hi, c.quantiles[-1])])
+    return np.maximum(side, sym[None, :])
+
+
+def _offsets(E: np.ndarray, p: float) -> np.ndarray:
+    """(H,) the ceil((m + 1) p) / m empirical quantile of each column of E (NaN = missing)."""
     m = np.sum(~np.isnan(E), axis=0)
     level = np.minimum(np.ceil((m + 1) * p) / np.maximum(m, 1), 1.0)
     return np.array([np.nanquantile(E[:, h], level[h]) if m[h] else 0.0 for h in range(E.shape[1])])

@@ -1,12 +1,14 @@
 """The lab's comparison: many runs, one results table (JSON, PNG and Markdown), resumable.
 
-    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length, hidden size)
+    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length, hidden size,
+                       recall length: copy only, 10 when a row has none)
     DIR/results.png    success rate and error / chance against length, one line per model
     DIR/results.md     the same rows as a Markdown table
-    DIR/models/<task>-<model>-T<length>/   each run's saved model, metrics and result.json
-                       (the last run's, when hidden sizes share a directory)
+    DIR/models/<task>-<model>-T<length>[-R<recall>]/   each run's saved model, metrics and
+                       result.json (the last run's, when hidden sizes share a directory;
+                       -R<recall> for a copy run whose recall length is not 10)
 
-`compare` skips the (task, model, length, hidden) rows already in DIR/results.json, so a killed or
+`compare` skips the (task, model, length, hidden, recall) rows already in DIR/results.json, so a killed or
 extended comparison picks up where it stopped; results.json (atomically) and results.md are
 rewritten after each run, results.png once at the end.
 """
@@ -18,6 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..data.tasks import COPY_RECALL
 from .runner import LabConfig, run
 
 RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.md"
@@ -25,9 +28,22 @@ RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.
 PAPER_1997_SEQUENCES = {100: 74_000, 500: 209_000, 1000: 853_000}
 
 
-def row_key(row: dict) -> tuple[str, str, int, int]:
-    """(task, model, length, hidden size): rows with another hidden size are other rows."""
-    return (row["task"], row["model"], int(row["length"]), int(row.get("hidden_size", 32)))
+def recall_of(row: dict) -> int | None:
+    """A copy row's recall length (10 when not recorded: the rows before --recall); else None."""
+    return int(row.get("recall") or COPY_RECALL) if row["task"] == "copy" else None
+
+
+def row_key(row: dict) -> tuple[str, str, int, int, int]:
+    """(task, model, length, hidden size, recall length or 0): rows with another hidden size or
+    recall length are other rows."""
+    return (row["task"], row["model"], int(row["length"]), int(row.get("hidden_size", 32)),
+            recall_of(row) or 0)  # fmt: skip
+
+
+def run_name(cfg: LabConfig) -> str:
+    """The directory name of a run's model under DIR/models."""
+    tail = f"-R{cfg.recall}" if cfg.task == "copy" and cfg.recall != COPY_RECALL else ""
+    return f"{cfg.task}-{cfg.model}-T{cfg.length}{tail}"
 
 
 def load_rows(out_dir: str | Path) -> list[dict]:
@@ -57,14 +73,16 @@ def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    """A Markdown table of the rows, with chance and (adding) the 1997 sequences beside them."""
-    head = ("| task | model | T | hidden | test success | test error | chance error | solved | "
-            "sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
+    """A Markdown table of the rows, with chance and (adding) the 1997 sequences beside them;
+    recall is the copy task's recall length ("-" for the other tasks)."""
+    head = ("| task | model | T | recall | hidden | test success | test error | chance error | "
+            "solved | sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
+    lines = [head, "|" + "---|" * 13]
     for r in sorted(rows, key=row_key):
         paper = PAPER_1997_SEQUENCES.get(r["length"]) if r["task"] == "adding" else None
         lines.append(
-            f"| {r['task']} | {r['model']} | {r['length']} | {r.get('hidden_size', 32)} | "
+            f"| {r['task']} | {r['model']} | {r['length']} | {recall_of(r) or '-'} | "
+            f"{r.get('hidden_size', 32)} | "
             f"{100 * r['success_rate']:.1f} % | "
             f"{r['test_error']:.4f} | {r['chance_error']:.4f} | "
             f"{'yes' if r.get('solved') else 'no'} | {r['sequences_seen']:,} | "
@@ -78,6 +96,11 @@ def _cpu(row: dict) -> str:
 
 
 MODEL_STYLE = {"lstm": ("C0", "o"), "gru": ("C2", "s"), "rnn": ("C3", "^")}
+LINE_STYLES = ("-", ":", "--", "-.")
+
+
+def _variant(row: dict) -> tuple[int, int]:
+    return int(row.get("hidden_size", 32)), recall_of(row) or 0
 
 
 def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
@@ -93,18 +116,20 @@ def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
     for col, task in enumerate(tasks):
         mine = [r for r in rows if r["task"] == task]
         top, bottom = axes[0][col], axes[1][col]
-        sizes = sorted({r.get("hidden_size", 32) for r in mine})
-        for model, hidden in sorted({(r["model"], r.get("hidden_size", 32)) for r in mine}):
+        variants = sorted({(r.get("hidden_size", 32), recall_of(r) or 0) for r in mine})
+        for model, hidden, recall in sorted({(r["model"], *_variant(r)) for r in mine}):
             pts = sorted((r["length"], r) for r in mine
-                         if r["model"] == model and r.get("hidden_size", 32) == hidden)  # fmt: skip
+                         if r["model"] == model and _variant(r) == (hidden, recall))  # fmt: skip
             x = [p[0] for p in pts]
             color, marker = MODEL_STYLE.get(model, (None, "o"))
-            label = model.upper() if len(sizes) == 1 else f"{model.upper()} (H={hidden})"
-            style = {"color": color, "marker": marker, "label": label,
-                     "ls": "-" if hidden == sizes[0] else ":"}  # fmt: skip
+            label = model.upper()
+            if len(variants) > 1:
+                label += f" (H={hidden}" + (f", recall {recall})" if recall else ")")
+            ls = LINE_STYLES[variants.index((hidden, recall)) % len(LINE_STYLES)]
+            style = {"color": color, "marker": marker, "label": label, "ls": ls}
             top.plot(x, [100 * p[1]["success_rate"] for p in pts], **style)
             bottom.plot(x, [p[1]["test_error"] / p[1]["chance_error"] for p in pts], **style)
-        chance = 100 * mine[0]["chance_success"]
+        chance = 100 * max(r["chance_success"] for r in mine)
         top.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.3g} %)")
         bottom.axhline(1.0, color="grey", ls="--", lw=1, label="chance")
         top.set_ylim(-2, 102)
@@ -162,12 +187,12 @@ def compare(
     rows = load_rows(out)
     done = {row_key(r) for r in rows}
     todo = [base.__class__.from_dict({**base.to_dict(), "length": T, "model": m})
-            for T in sorted(lengths) for m in models
-            if (base.task, m, int(T), base.hidden_size) not in done]  # fmt: skip
+            for T in sorted(lengths) for m in models]  # fmt: skip
+    todo = [c for c in todo if row_key(c.to_dict()) not in done]
     for i, cfg in enumerate(todo):
         if on_start is not None:
             on_start(cfg, i, len(todo))
-        row = run(cfg, out / "models" / f"{cfg.task}-{cfg.model}-T{cfg.length}", on_progress)
+        row = run(cfg, out / "models" / run_name(cfg), on_progress)
         rows = [r for r in load_rows(out) if row_key(r) != row_key(row)] + [row]
         write_report(rows, out, plot=False)  # JSON and Markdown after every run
         if on_done is not None:

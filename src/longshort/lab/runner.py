@@ -7,8 +7,9 @@ Equal terms for every cell (what `LabConfig` fixes, whatever the model):
     - the same budget: `budget_sequences` training sequences and `budget_minutes` of training.
 The LSTM alone gets the chrono initialisation of its gate biases (Tallec & Ollivier 2018:
 b_f = log U(1, T - 1), b_i = -b_f), the modern form of the forget-gate bias of Gers et al. (2000):
-it sets the cell's initial forgetting times to span the task's lag. `lstm_init="uniform"` turns it
-off (PyTorch's default init), `"forget1"` uses a forget bias of 1.
+it sets the cell's initial forgetting times to span the task's lag (T; T + recall on the copy
+task, where a symbol waits T + recall steps for its recall). `lstm_init="uniform"` turns it off
+(PyTorch's default init), `"forget1"` uses a forget bias of 1.
 
 Data: every step draws a fresh batch from default_rng([seed, epoch, index]), so a run is
 reproducible and resumable without storing data. A validation set (`val_size` sequences, its own
@@ -16,7 +17,9 @@ seed) decides when the task is solved: training stops once the validation succes
 `solve_at` (99.5 %; or the budget runs out), and the best-validation weights (most sequences
 solved, ties broken by the lower error) are kept. The test set
 (`test_size` = 2,560 sequences, as in the 1997 protocol, yet another seed) gives the reported
-success rate and error. Chance figures come from the task table (longshort.data.tasks).
+success rate and error. Chance figures come from the task table (longshort.data.tasks). A run
+whose gradient overflows (inf in float32: an exploding gradient) ends there with stop_reason
+"diverged" and its best-validation weights, instead of ending the whole comparison.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.tasks import Task, TaskBatch, get_task
+from ..data.tasks import COPY_RECALL, Task, TaskBatch, get_task
 from ..models.sequence_model import CELLS, SequenceModel, SequenceModelConfig
 from ..nn import Module
 from ..nn.init import init_recurrent
 from ..train import LossOutput, TrainConfig, Trainer
+from ..train.callbacks import TrainingDiverged
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class LabConfig:
         solve_at: validation success rate that counts as solved (stops training).
         test_size: held-out test sequences (2,560 as in the 1997 adding protocol).
         lstm_init: "chrono", "forget1" or "uniform" (LSTM only). seed: data and init.
+        recall: the copy task's recall length (10 = Arjovsky et al.; other tasks: 10, unused).
     """
 
     task: str = "adding"
@@ -74,9 +79,14 @@ class LabConfig:
     test_size: int = 2560
     lstm_init: str = "chrono"
     seed: int = 0
+    recall: int = COPY_RECALL
 
     def __post_init__(self) -> None:
         get_task(self.task)  # raises with the known names
+        if self.task == "copy":
+            get_task(self.task, self.recall)  # raises on a bad recall length
+        elif self.recall != COPY_RECALL:
+            raise ValueError(f"recall applies to the copy task only, not {self.task!r}")
         if self.model not in CELLS:
             raise ValueError(f"model must be one of {sorted(CELLS)}, got {self.model!r}")
         if self.lstm_init not in LSTM_INITS:
@@ -144,9 +154,19 @@ class TaskModel(Module):
         return LossOutput(float(value), lambda: self.net.backward(dpred))
 
 
+def lab_task(cfg: LabConfig) -> Task:
+    """The run's Task (the copy task with its recall length)."""
+    return get_task(cfg.task, cfg.recall if cfg.task == "copy" else None)
+
+
+def max_lag(cfg: LabConfig) -> int:
+    """The task's longest time lag, which the chrono init spans: T (T + recall for copy)."""
+    return cfg.length + (cfg.recall if cfg.task == "copy" else 0)
+
+
 def build_model(cfg: LabConfig) -> SequenceModel:
     """The run's SequenceModel, initialised as the module docstring says."""
-    task = get_task(cfg.task)
+    task = lab_task(cfg)
     mc = SequenceModelConfig(cell=cfg.model, input_size=task.input_size,
                              hidden_size=cfg.hidden_size, output_size=task.output_size,
                              readout=task.readout, seed=cfg.seed)  # fmt: skip
@@ -155,7 +175,7 @@ def build_model(cfg: LabConfig) -> SequenceModel:
     net = SequenceModel(mc)
     if cfg.model == "lstm" and cfg.lstm_init == "chrono":
         init_recurrent(
-            net.rnn, np.random.default_rng([cfg.seed, 7]), chrono_t_max=max(cfg.length, 3)
+            net.rnn, np.random.default_rng([cfg.seed, 7]), chrono_t_max=max(max_lag(cfg), 3)
         )
     return net
 
@@ -163,7 +183,7 @@ def build_model(cfg: LabConfig) -> SequenceModel:
 def held_out(cfg: LabConfig, which: str) -> TaskBatch:
     """The validation ("val") or test ("test") set of a run: fixed by the seed and the length."""
     n, stream = (cfg.val_size, VAL_STREAM) if which == "val" else (cfg.test_size, TEST_STREAM)
-    return get_task(cfg.task).generate(n, cfg.length, np.random.default_rng([cfg.seed, stream]))
+    return lab_task(cfg).generate(n, cfg.length, np.random.default_rng([cfg.seed, stream]))
 
 
 def evaluate(net: SequenceModel, task: Task, data: TaskBatch) -> tuple[float, float]:
@@ -189,9 +209,9 @@ def run(
     Returns:
         {"task", "model", "length", "success_rate", "test_error", "sequences_seen", "seconds"
         (training wall-clock time), "cpu_seconds" (training CPU time, all threads), "solved", "val_success", "steps", "stop_reason", "hidden_size", "parameters",
-        "chance_error", "chance_success", "seed", "model_dir"}.
+        "chance_error", "chance_success", "seed", "model_dir"}, and "recall" for copy.
     """
-    task = get_task(cfg.task)
+    task = lab_task(cfg)
     net = build_model(cfg)
     model = TaskModel(net, task)
     val = held_out(cfg, "val")
@@ -229,7 +249,16 @@ def run(
                       on_row=on_row)  # fmt: skip
     holder["trainer"] = trainer
     cpu0 = time.process_time()
-    res = trainer.fit()
+    try:
+        res = trainer.fit()
+        seen, seconds, steps, reason = res.sequences_seen, res.seconds, res.step, res.stop_reason
+    except TrainingDiverged as e:
+        # An exploding gradient (inf in float32) ends this run, not the whole grid: the row
+        # keeps the best-validation weights so far, as a run that spent its budget does.
+        logger.warning("lab run %s %s T=%d diverged: %s", cfg.task, cfg.model, cfg.length, e)
+        if trainer.best_state is not None:
+            model.load_state_dict(trainer.best_state)
+        seen, seconds, steps, reason = trainer.seen, trainer.seconds, trainer.step, "diverged"
     cpu = time.process_time() - cpu0  # this process's CPU time, all threads
     success, error = evaluate(net, task, held_out(cfg, "test"))  # the best-validation weights
     row = {
@@ -238,13 +267,13 @@ def run(
         "length": cfg.length,
         "success_rate": round(success, 6),
         "test_error": round(error, 6),
-        "sequences_seen": int(res.sequences_seen),
-        "seconds": round(float(res.seconds), 1),
+        "sequences_seen": int(seen),
+        "seconds": round(float(seconds), 1),
         "cpu_seconds": round(cpu, 1),
-        "solved": res.stop_reason == "solved",
+        "solved": reason == "solved",
         "val_success": round(evaluate(net, task, val)[0], 6),  # of the weights kept
-        "steps": int(res.step),
-        "stop_reason": res.stop_reason,
+        "steps": int(steps),
+        "stop_reason": reason,
         "hidden_size": cfg.hidden_size,
         "parameters": int(sum(p.data.size for p in net.parameters())),
         "chance_error": round(float(task.chance_error(cfg.length)), 6),
@@ -252,6 +281,8 @@ def run(
         "seed": cfg.seed,
         "model_dir": None,
     }
+    if cfg.task == "copy":
+        row["recall"] = cfg.recall
     if out is not None:
         from ..io.store import save
 
