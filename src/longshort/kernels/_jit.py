@@ -26,6 +26,7 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
+from . import _memory  # noqa: F401  (reuse freed work buffers: see _memory.py)
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, dgemv, sgemm, sgemv
 
 JIT = dict(nogil=True, cache=True, fastmath=True, error_model="numpy")
