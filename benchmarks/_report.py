@@ -65,7 +65,7 @@ def roofline(result) -> list[str]:
         return []
     pk = dict(result["peak"], peak_gflops=peak(result))
     lines = [
-        f"\nroofline: float32 peak {pk['peak_gflops']:.0f} GFLOP/s (2048^3 product: "
+        f"\nroofline: float32 peak {pk['peak_gflops']:.0f} GFLOP/s ({pk.get('n', 2048)}^3 product: "
         f"NumPy {pk['numpy']:.0f}, torch {pk['torch']:.0f}; or the best rate of this run); "
         "bound = FLOPs / peak / the other's time",
         f"{'config (B,T,I,H,L)':<22}{'infer GFLOP/s: ls':>18}{'torch':>7}{'ort':>7}"

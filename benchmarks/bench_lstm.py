@@ -94,6 +94,7 @@ def measure_peak(n: int = 2048, reps: int = 5) -> dict:
         best = min(_timed(f) for _ in range(reps))
         out[name] = 2 * n**3 / best / 1e9
     out["peak_gflops"] = max(out.values())
+    out["n"] = n
     return out
 
 

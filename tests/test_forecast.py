@@ -119,7 +119,7 @@ def test_global_model_with_covariates_and_calendar():
 
 
 def test_short_series_and_bad_options_are_clear_errors(sunspots):
-    with pytest.raises(ValueError, match="context \\+ horizon"):
+    with pytest.raises(ValueError, match=r"\+ horizon 10 = \d+ are needed"):
         ls.Forecaster(horizon=10, context=400).fit(sunspots, time="year", target="sunspots")
     with pytest.raises(ValueError, match="strategy"):
         ls.Forecaster(strategy="sideways")

@@ -93,7 +93,7 @@ def _bad(tmp_path, name: str) -> tuple[str, list[str]]:
         ("empty", "sunspots", "is empty"),
         ("ok", "sunspot", "no column 'sunspot' (the target column); the table has columns: year, sunspots"),
         ("non_numeric", "sunspots", "column 'sunspots' must be numeric but row 8 holds 'lots'"),
-        ("short", "sunspots", "has 12 values but context + horizon = 15 + 5 = 20"),
+        ("short", "sunspots", "the series has 12 values but context 15 + horizon 5 = 20 are needed"),
         ("duplicated", "sunspots", "duplicated timestamp 1709 in column 'year'"),
         ("all_nan", "sunspots", "target 'sunspots' has no values"),
         ("unknown_freq", "sunspots", "cannot infer the frequency of 'year'"),

@@ -249,3 +249,28 @@ def test_gates_rejects_an_input_of_the_wrong_width(compared, tmp_path, capsys):
                "--input", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2
     assert "(T, 2)" in capsys.readouterr().err
+
+
+def test_gradient_flow_finds_saved_copy_models_by_recall(tmp_path):
+    """`inspect gradient-flow --recall R --from DIR` loads the -R<recall> models lab compare saved."""
+    from longshort.lab.flow import saved_model_dir
+
+    assert saved_model_dir("d", "copy", "lstm", 20, 5).parent.name == "copy-lstm-T20-R5"
+    assert saved_model_dir("d", "copy", "lstm", 20, 10).parent.name == "copy-lstm-T20"
+    assert saved_model_dir("d", "adding", "rnn", 50).parent.name == "adding-rnn-T50"
+    lab = tmp_path / "lab"
+    args = ["--task", "copy", "--recall", "2", "--lengths", "5", "--models", "lstm"]
+    assert main(["lab", "compare", *args, "--budget-sequences", "2000", "--out", str(lab)]) == 0
+    assert (lab / "models" / "copy-lstm-T5-R2" / "model").is_dir()
+    out = tmp_path / "flow"
+    rc = main(["inspect", "gradient-flow", "--task", "copy", "--recall", "2", "--length", "5",
+               "--from", str(lab), "--models", "lstm", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    rep = json.loads((out / "gradient_flow.json").read_text())
+    assert rep["models"]["lstm"]["source"].endswith("copy-lstm-T5-R2/model")
+
+
+def test_recall_with_another_task_in_gradient_flow_is_an_error(tmp_path, capsys):
+    rc = main(["inspect", "gradient-flow", "--task", "adding", "--recall", "3", "--length", "20",
+               "--out", str(tmp_path / "o")])  # fmt: skip
+    assert rc == 2 and "--recall applies to --task copy only" in capsys.readouterr().err

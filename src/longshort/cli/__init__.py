@@ -20,8 +20,16 @@ class UserError(Exception):
     """A problem with the user's input or options: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: unknown options and invalid choices name the problem and
+    point at --help instead of printing the whole usage block (subparsers inherit the class)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="longshort", description="LSTM networks on NumPy.")
+    p = _Parser(prog="longshort", description="LSTM networks on NumPy.")
     sub = p.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)

@@ -62,15 +62,31 @@ def _warned(fn):
                     print(f"longshort: warning: {w.message}", file=sys.stderr)
 
 
+STOPS = {
+    "epochs": "the epoch limit",
+    "early_stopping": "early stopping",
+    "max_seconds": "the time budget",
+    "max_steps": "the step limit",
+}
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..forecast import read_table
 
     df = read_table(args.data)
     model = _warned(lambda: _model(args).fit(df, **_columns(args)))
     model.save(args.out)
-    r = model.train_result
-    print(f"trained in {model.fit_seconds:.1f} s ({r.epoch:g} epochs, {r.stop_reason}); "
-          f"frequency {model.freq}, season {model.season}; model written to {args.out}")  # fmt: skip
+    rs = model.train_results or [model.train_result]
+    ep = [r.epoch for r in rs]
+    runs = (
+        f"{ep[0]:g} epochs"
+        if len(rs) == 1
+        else f"{len(rs)} networks, {min(ep):g}-{max(ep):g} epochs"
+    )
+    stops = ", ".join(sorted({STOPS.get(r.stop_reason, r.stop_reason) for r in rs}))
+    print(f"trained in {model.fit_seconds:.1f} s ({runs}; stopped by {stops}); baseline "
+          f"{model.window.baseline}; frequency {model.freq}, season {model.season}; "
+          f"model written to {args.out}")  # fmt: skip
     return 0
 
 

@@ -98,9 +98,13 @@ def _flow(args: argparse.Namespace) -> int:
         print(f"training {cfg.model.upper()} on {cfg.task} T={cfg.length} for at most "
               f"{cfg.budget_minutes:g} min / {cfg.budget_sequences:,} sequences", flush=True)  # fmt: skip
 
+    if args.recall is not None and args.task != "copy":
+        raise ValueError(f"--recall applies to --task copy only, not {args.task}")
     models = flow_models(args.task, args.length, args.models, args.from_dir, out / "models",
-                         args.train_minutes, args.train_sequences, args.seed, training)  # fmt: skip
-    rep = flow_report(models, args.task, args.length, out, args.batch, args.seed)
+                         args.train_minutes, args.train_sequences, args.seed, training,
+                         recall=args.recall)  # fmt: skip
+    rep = flow_report(models, args.task, args.length, out, args.batch, args.seed,
+                      recall=args.recall)  # fmt: skip
     print(
         f"gradient flow on {args.task} T={args.length} ({args.batch} sequences): "
         "||dL/dh_t|| relative to the last step"
@@ -144,4 +148,6 @@ def register(sub) -> None:
     f.add_argument("--train-sequences", type=_positive, default=50_000, help="cap (50,000)")
     f.add_argument("--batch", type=_positive, default=64, help="sequences measured (64)")
     f.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    f.add_argument("--recall", type=_positive, default=None,
+                   help="copy task: symbols recalled (default 10, as in lab --recall)")  # fmt: skip
     f.set_defaults(func=_flow)

@@ -76,6 +76,15 @@ def check_columns(df: pd.DataFrame, **roles: str | list[str] | None) -> None:
                 raise ValueError(
                     f"no column {c!r} (the {role} column); the table has columns: {', '.join(have)}"
                 )
+    used: dict[str, str] = {}
+    for role, cols in roles.items():
+        for c in [cols] if isinstance(cols, str) else cols or []:
+            if c in used and used[c] != role:
+                raise ValueError(
+                    f"column {c!r} is given as both the {used[c]} and the {role} column; "
+                    "each role needs its own column"
+                )
+            used.setdefault(c, role)
 
 
 def _numeric(col: pd.Series, name: str) -> np.ndarray:

@@ -108,8 +108,8 @@ def predict_frame(model, df) -> pd.DataFrame:
         back = model.window.back
         if s.n_hist < back:
             raise ValueError(
-                f"series {s.key} has {s.n_hist} values but the model reads a context of "
-                f"{back}; give at least {back} rows of history"
+                f"{'the series' if s.key == 'series' else f'series {s.key!r}'} has {s.n_hist} "
+                f"values but the model reads {back} steps of history; give at least {back} rows"
             )
         ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
         sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))

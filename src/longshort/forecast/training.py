@@ -42,11 +42,15 @@ def check_length(s, c, back: int | None = None) -> None:
     back = back or c.context
     need = back + c.horizon
     if s.n_hist < need:
-        where = "" if s.key == "series" else f"series {s.key} "
-        why = "" if back == c.context else f" (the seasonal baseline looks {back} steps back)"
+        what = "the series" if s.key == "series" else f"series {s.key!r}"
+        look = (
+            f"context {back}"
+            if back == c.context
+            else f"a lookback of {back} (context {c.context} + {back - c.context} for the baseline)"
+        )
         raise ValueError(
-            f"{where}has {s.n_hist} values but context + horizon = {back} + {c.horizon} "
-            f"= {need} are needed{why}; use a smaller --context or --horizon, or more data"
+            f"{what} has {s.n_hist} values but {look} + horizon {c.horizon} = {need} are "
+            "needed; use a smaller --context or --horizon, or more data"
         )
 
 

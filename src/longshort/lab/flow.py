@@ -15,16 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.tasks import get_task
+from ..data.tasks import COPY_RECALL, get_task
 from ..inspect import gradient_flow, plot_gradient_flow
 from .runner import LabConfig, run
 
 FLOW_STREAM = 10_003  # the seed stream of the batch the gradients are measured on
 
 
-def saved_model_dir(results_dir: str | Path, task: str, cell: str, length: int) -> Path:
-    """Where `lab compare` saved the model of (task, cell, length) under `results_dir`."""
-    return Path(results_dir) / "models" / f"{task}-{cell}-T{length}" / "model"
+def saved_model_dir(
+    results_dir: str | Path, task: str, cell: str, length: int, recall: int | None = None
+) -> Path:
+    """Where `lab compare` saved the model of (task, cell, length[, copy recall]) under
+    `results_dir` (a -R<recall> suffix for a copy run whose recall is not 10)."""
+    suffix = f"-R{recall}" if task == "copy" and recall not in (None, COPY_RECALL) else ""
+    return Path(results_dir) / "models" / f"{task}-{cell}-T{length}{suffix}" / "model"
 
 
 def flow_models(
@@ -37,6 +41,7 @@ def flow_models(
     train_sequences: int = 50_000,
     seed: int = 0,
     on_train: Callable[[LabConfig], None] | None = None,
+    recall: int | None = None,
 ) -> dict[str, tuple[object, str]]:
     """cell -> (trained SequenceModel, where it came from).
 
@@ -48,12 +53,17 @@ def flow_models(
 
     out = {}
     for cell in cells:
-        if results_dir is not None and saved_model_dir(results_dir, task, cell, length).is_dir():
-            d = saved_model_dir(results_dir, task, cell, length)
+        d = (
+            None
+            if results_dir is None
+            else saved_model_dir(results_dir, task, cell, length, recall)
+        )
+        if d is not None and d.is_dir():
             out[cell] = (load(d), str(d))
             continue
         cfg = LabConfig(task=task, model=cell, length=length, lr=1e-2, budget_minutes=train_minutes,
-                        budget_sequences=train_sequences, seed=seed, val_every=50)  # fmt: skip
+                        budget_sequences=train_sequences, seed=seed, val_every=50,
+                        recall=COPY_RECALL if recall is None else recall)  # fmt: skip
         if on_train is not None:
             on_train(cfg)
         wd = Path(work_dir or tempfile.mkdtemp(prefix="longshort-flow-")) / cell
@@ -71,6 +81,7 @@ def flow_report(
     batch: int = 64,
     seed: int = 0,
     lags: Sequence[int] = (10, 50, 100, 200, 500, 1000),
+    recall: int | None = None,
 ) -> dict:
     """Measure the gradient flow of each model on one batch; write gradient_flow.png/.csv/.json.
 
@@ -78,7 +89,7 @@ def flow_report(
         {"task", "length", "batch", "models": {cell: {"source", "dh_relative": {lag: ratio},
         "dx_relative": {...}}}, "png", "csv"}, where ratio = norm at lag / norm at lag 0.
     """
-    t = get_task(task)
+    t = get_task(task, recall=recall)
     data = t.generate(batch, length, np.random.default_rng([seed, FLOW_STREAM]))
     results, summary = [], {}
     for cell, (net, source) in models.items():
