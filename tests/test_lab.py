@@ -274,3 +274,14 @@ def test_recall_with_another_task_in_gradient_flow_is_an_error(tmp_path, capsys)
     rc = main(["inspect", "gradient-flow", "--task", "adding", "--recall", "3", "--length", "20",
                "--out", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2 and "--recall applies to --task copy only" in capsys.readouterr().err
+
+
+def test_table_marks_a_diverged_run():
+    from longshort.lab.report import markdown_table
+
+    row = {"task": "copy", "model": "lstm", "length": 100, "recall": 5, "hidden_size": 32,
+           "success_rate": 0.2, "test_error": 0.02, "chance_error": 0.09, "solved": False,
+           "stop_reason": "diverged", "sequences_seen": 10, "seconds": 1.0, "cpu_seconds": 1.0}  # fmt: skip
+    line = [r for r in markdown_table([row]).splitlines() if r.startswith("| copy")][0]
+    assert "| no (diverged) |" in line
+    assert "| no |" in markdown_table([dict(row, stop_reason="budget")])

@@ -24,6 +24,13 @@ from ..data.tasks import COPY_RECALL
 from .runner import LabConfig, run
 
 RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.md"
+def _solved(row: dict) -> str:
+    """'yes', 'no', or 'no (diverged)' for a run stopped by a non-finite loss."""
+    if row.get("solved"):
+        return "yes"
+    return "no (diverged)" if row.get("stop_reason") == "diverged" else "no"
+
+
 # The 1997 paper's adding-problem figures: training sequences until solved (Table 7).
 PAPER_1997_SEQUENCES = {100: 74_000, 500: 209_000, 1000: 853_000}
 
@@ -85,7 +92,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
             f"{r.get('hidden_size', 32)} | "
             f"{100 * r['success_rate']:.1f} % | "
             f"{r['test_error']:.4f} | {r['chance_error']:.4f} | "
-            f"{'yes' if r.get('solved') else 'no'} | {r['sequences_seen']:,} | "
+            f"{_solved(r)} | {r['sequences_seen']:,} | "
             f"{f'{paper:,}' if paper else '-'} | {r['seconds']:.0f} | {_cpu(r)} |"
         )
     return "\n".join(lines) + "\n"
