@@ -15,8 +15,9 @@ seed .. seed + K - 1 on the same windows and averages their quantiles (ForecastE
 S = H for the direct strategy (one head for all steps), S = 1 for the recursive one (the median
 is fed back H times).
 The loss is the pinball loss over the quantile levels; after training, the outermost quantiles are
-widened (or narrowed) per horizon step by conformal offsets measured on the validation windows
-(conformalised quantile regression, Romano et al. 2019), so the interval covers its nominal share.
+widened per horizon step and per side by conformal offsets measured on the validation windows
+(conformalised quantile regression, Romano et al. 2019; forecast/training.py), so the interval
+covers its nominal share.
 See longshort.forecast.features for the windows and the scaling.
 """
 
