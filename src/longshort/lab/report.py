@@ -24,6 +24,8 @@ from ..data.tasks import COPY_RECALL
 from .runner import LabConfig, run
 
 RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.md"
+
+
 def _solved(row: dict) -> str:
     """'yes', 'no', or 'no (diverged)' for a run stopped by a non-finite loss."""
     if row.get("solved"):
