@@ -19,51 +19,15 @@ import numpy as np
 
 
 def _callables(lib: str, cfg, impl: str) -> dict:
-    """{kind: zero-argument function} for 'inference', 'train' and (B = T = 1) 'step'."""
+    """{kind: zero-argument function} of `lib` (bench_lstm.calls); torch is imported only in
+    the torch worker."""
     import bench_lstm
 
-    if lib == "torch":  # torch is imported only where it is timed
+    if lib == "torch":
         layer, tl, x, dy = bench_lstm.build(cfg, impl)
     else:
-        layer, x, dy = bench_lstm.build_longshort(cfg, impl)
-    out = {}
-    if lib == "longshort":
-
-        def train():
-            layer.zero_grad()
-            layer(x)
-            layer.backward(dy)
-
-        L, H = layer.num_layers, layer.hidden_size
-        state = (np.zeros((L, 1, H), np.float32), np.zeros((L, 1, H), np.float32))
-        out = {"inference": lambda: layer(x, need_cache=False), "train": train}
-        out["step"] = lambda: layer.step(x[:, 0], state)
-    elif lib == "torch":
-        import torch
-
-        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-        tstate = tuple(torch.zeros(layer.num_layers, 1, layer.hidden_size) for _ in range(2))
-
-        def inf():
-            with torch.no_grad():
-                tl(xt)
-
-        def ttrain():
-            tl.zero_grad()
-            y, _ = tl(xt)
-            y.backward(dyt)
-
-        def step():
-            with torch.no_grad():
-                tl(xt, tstate)
-
-        out = {"inference": inf, "train": ttrain, "step": step}
-    elif lib == "ort":
-        from _onnx_lstm import ort_session
-
-        run = ort_session(layer)
-        out = {"inference": lambda: run(x)}
-    return out
+        (layer, x, dy), tl = bench_lstm.build_longshort(cfg, impl), None
+    return bench_lstm.calls(lib, layer, tl, x, dy)
 
 
 def _serve(conn, lib, cfg, impl, path):

@@ -149,59 +149,65 @@ def bench_config_isolated(cfg, impl, quick):
     return row
 
 
-def bench_config(cfg, impl, quick):
-    import torch
+def calls(lib: str, layer, tl, x, dy) -> dict:
+    """{kind: zero-argument function} of one library for the same model and data: 'inference',
+    'train' (forward + backward with parameter gradients) and, except for ORT, 'step' (one
+    streaming step on x[:, :1]). `tl` (the torch twin) is needed only for lib == 'torch'."""
+    L, H = layer.num_layers, layer.hidden_size
+    if lib == "longshort":
+        state = (np.zeros((L, 1, H), np.float32), np.zeros((L, 1, H), np.float32))
+
+        def train():
+            layer.zero_grad()
+            layer(x)
+            layer.backward(dy)
+
+        return {
+            "inference": lambda: layer(x, need_cache=False),
+            "train": train,
+            "step": lambda: layer.step(x[:, 0], state),
+        }
+    if lib == "torch":
+        import torch
+
+        xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+        tstate = tuple(torch.zeros(L, 1, H) for _ in range(2))
+
+        def inf():
+            with torch.no_grad():
+                tl(xt)
+
+        def ttrain():
+            tl.zero_grad()
+            y, _ = tl(xt)
+            y.backward(dyt)
+
+        def step():
+            with torch.no_grad():
+                tl(xt, tstate)
+
+        return {"inference": inf, "train": ttrain, "step": step}
     from _onnx_lstm import ort_session
 
+    run = ort_session(layer)
+    return {"inference": lambda: run(x)}
+
+
+def bench_config(cfg, impl, quick):
     layer, tl, x, dy = build(cfg, impl)
-    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-    ort_run = ort_session(layer)
-    np.testing.assert_allclose(layer(x, need_cache=False)[0], ort_run(x), atol=1e-4)
-
-    def torch_inf():
-        with torch.no_grad():
-            tl(xt)
-
-    def ls_train():
-        layer.zero_grad()
-        layer(x)
-        layer.backward(dy)
-
-    def torch_train():
-        tl.zero_grad()
-        y, _ = tl(xt)
-        y.backward(dyt)
-
+    fns = {lib: calls(lib, layer, tl, x, dy) for lib in ("longshort", "torch", "ort")}
+    np.testing.assert_allclose(layer(x, need_cache=False)[0], fns["ort"]["inference"](), atol=1e-4)
     reps = reps_for(cfg, quick)
-    inf = interleaved(
-        {
-            "longshort": lambda: layer(x, need_cache=False),
-            "torch": torch_inf,
-            "ort": lambda: ort_run(x),
-        },
-        reps,
-    )
-    train = interleaved({"longshort": ls_train, "torch": torch_train}, reps)
-    row = {"config": list(cfg), "reps": reps, "inference": inf, "train": train}
+
+    def timed(kind, libs):
+        return interleaved({lib: fns[lib][kind] for lib in libs}, reps)
+
+    row = {"config": list(cfg), "reps": reps}
+    row["inference"] = timed("inference", ["longshort", "torch", "ort"])
+    row["train"] = timed("train", ["longshort", "torch"])
     if cfg[0] == 1 and cfg[1] == 1:
-        row["step"] = bench_step(layer, tl, x, reps)
+        row["step"] = timed("step", ["longshort", "torch"])
     return row
-
-
-def bench_step(layer, tl, x, reps):
-    """One streaming step: longshort LSTM.step vs torch.nn.LSTM on a (1, 1, I) input."""
-    import torch
-
-    L, H = layer.num_layers, layer.hidden_size
-    state = (np.zeros((L, 1, H), np.float32), np.zeros((L, 1, H), np.float32))
-    tstate = tuple(torch.zeros(L, 1, H) for _ in range(2))
-    x_t, xt = x[:, 0], torch.from_numpy(x)
-
-    def torch_step():
-        with torch.no_grad():
-            tl(xt, tstate)
-
-    return interleaved({"longshort": lambda: layer.step(x_t, state), "torch": torch_step}, reps)
 
 
 MEMORY_CHILD = """
