@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
+from ._tiles import pgemm, tgemm
 
 # Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
 # proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
@@ -44,10 +45,11 @@ def _cell(z, cp, cn, tc, hn, H):
 
 
 @njit(**JIT)
-def _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
+def _forward_rows(z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
     """Rows b0:b1 through all steps. z (B,T,4H) holds x W_ih^T and becomes the gates.
 
-    wt_hh = W_hh^T (H, 4H) contiguous: OpenBLAS runs the NN product 1.5x faster than NT here.
+    wt_hh = W_hh^T (H, 4H) contiguous and wp_hh = its panels (_tiles.pack) for the per-step
+    product of several rows (1.5-2x OpenBLAS at these shapes); one row uses gemv on w_hh.
     hbuf, cbuf (B, S, H) with S = T+1 (keep every state) or 2 (ring); tbuf (B, T or 1, H).
     """
     B, T, G = z.shape
@@ -57,8 +59,8 @@ def _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
         if nb == 1:
             gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, (b0 * T + t) * G)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, G, H, hbuf, (b0 * S + tp) * H, S * H,
-                 wt_hh, 0, G, 1.0, z, (b0 * T + t) * G, T * G)  # fmt: skip
+            pgemm(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, wp_hh,
+                  wt_hh, 0, G, 1.0, z, (b0 * T + t) * G, T * G)  # fmt: skip
         for r in range(b0, b1):
             zr, hn, cn, yr = z[r, t], hbuf[r, tn], cbuf[r, tn], y[r, t]
             _activate(zr, b, H)
@@ -72,7 +74,7 @@ def _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
 
 
 @njit(**JIT)
-def _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, b0, b1):
+def _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, b0, b1):
     """Rows b0:b1: z = x W_ih^T (one GEMM over their T steps), then the time loop.
 
     wt_ih = W_ih^T (I, 4H) for the faster NN product, or (0, 0) when the transpose is not worth
@@ -84,23 +86,24 @@ def _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens,
         gemm(NO_TRANS, TRANS, M, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * G, G)
     else:
         gemm(NO_TRANS, NO_TRANS, M, G, I, x, b0 * T * I, I, wt_ih, 0, G, 0.0, z, b0 * T * G, G)
-    _forward_rows(z, b, w_hh, wt_hh, hbuf, cbuf, tbuf, y, lens, b0, b1)
+    _forward_rows(z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1)
 
 
 @njit(**JIT)
-def _forward_one(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens):
+def _forward_one(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens):
     threads = get_threads()
     set_threads(1)
-    _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, 0, x.shape[0])
+    _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+                   0, x.shape[0])  # fmt: skip
     set_threads(threads)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _forward_par(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
+def _forward_par(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
-        _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, z, hbuf, cbuf, tbuf, y, lens,
+        _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
 
@@ -125,8 +128,9 @@ def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
 
 
 @njit(**JIT)
-def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, lens, dh, dc, dz, tmp, b0, b1):
-    """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written."""
+def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp, b0, b1):
+    """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written.
+    wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh over several rows."""
     B, T, G = gates.shape
     H, nb = G // 4, b1 - b0
     full = True
@@ -147,26 +151,51 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, lens, dh, dc, dz, tmp, b0, 
         if nb == 1:
             gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * G, 0.0, out, b0 * H)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, H, G, dz, (b0 * T + t) * G, T * G,
-                 w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip
+            pgemm(nb, H, G, dz, (b0 * T + t) * G, T * G, wp_hh,
+                  w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:
                     dh[r] = tmp[r]
 
 
+TILE_WGRAD_MAX_I = (
+    256  # input sizes up to which dW_ih goes through the tiles (BLAS was faster above)
+)
+
+
+@njit(**JIT)
+def _transpose_into(src, dst):
+    """dst (G, N) = src (N, G)^T."""
+    N, G = src.shape
+    for g in range(G):
+        for n in range(N):
+            dst[g, n] = src[n, g]
+
+
 @njit(**JIT)
 def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     """Rows b0:b1 of dz (B, T, G): dx = dz W_ih, and their partial dW_ih = dz^T x,
-    dW_hh = dz^T h_{t-1} (per-row GEMMs: h_0..h_{T-1} of consecutive rows are not adjacent in
-    hs (B, T+1, H)), db = sum of dz. Shared by every cell kind."""
+    dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
+
+    dW^T = x^T dz and h^T dz go through the tiles (_tiles.tgemm: 1.2-1.5x OpenBLAS on these
+    long-K products, reading x^T and h^T in place), one product per batch row for dW_hh (its
+    h_0..h_{T-1} are not adjacent in hs (B, T+1, H) across rows), then a transpose.
+    """
     B, T, I = x.shape
     G, H, nb = dz.shape[2], hs.shape[2], b1 - b0
     gemm(NO_TRANS, NO_TRANS, nb * T, I, G, dz, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
-    gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
+    if I <= TILE_WGRAD_MAX_I:
+        wt = np.empty((I, G), dz.dtype)
+        tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * G, G, 32, 0.0, wt, 0, G, 128)
+        _transpose_into(wt, dw_ih)
+    else:
+        gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
+    wt = np.empty((H, G), dz.dtype)
     for b in range(b0, b1):
         beta = 0.0 if b == b0 else 1.0
-        gemm(TRANS, NO_TRANS, G, H, T, dz, b * T * G, G, hs, b * (T + 1) * H, H, beta, dw_hh, 0, H)
+        tgemm(H, G, T, hs, b * (T + 1) * H, 1, H, dz, b * T * G, G, 32, beta, wt, 0, G, T)
+    _transpose_into(wt, dw_hh)
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):
@@ -174,31 +203,31 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
 
 
 @njit(**JIT)
-def _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
+def _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                     x, w_ih, dx, dw_ih, dw_hh, db, b0, b1):  # fmt: skip
     """Rows b0:b1: BPTT, then their share of dx and of the weight gradients."""
-    _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, lens, dh, dc, dz, tmp, b0, b1)
+    _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp, b0, b1)
     weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1)
 
 
 @njit(**JIT)
-def _backward_one(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
+def _backward_one(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                   x, w_ih, dx, dw_ih, dw_hh, db):  # fmt: skip
     threads = get_threads()
     set_threads(1)
-    _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
+    _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                     x, w_ih, dx, dw_ih[0], dw_hh[0], db[0], 0, dh.shape[0])  # fmt: skip
     set_threads(threads)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _backward_par(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
+def _backward_par(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                   x, w_ih, dx, dw_ih, dw_hh, db):  # fmt: skip
     """dw_ih, dw_hh, db carry a leading axis: one partial sum per chunk (a chunk on 1 row)."""
     B, chunks, threads = dh.shape[0], dw_ih.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
-        _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, lens, dh, dc, dz, tmp,
+        _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                         x, w_ih, dx, dw_ih[k], dw_hh[k], db[k],
                         k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)

@@ -9,13 +9,13 @@ Same signatures, dtypes and cache as ops.lstm, so either backward accepts either
 Forward, per step t (rows b of one batch chunk; chunks run on separate cores, each with
 single-threaded BLAS, since batch rows are independent until the weight gradients):
     z[:, t] = x_t W_ih^T            one GEMM for all of the chunk's steps, before the loop
-    z[:, t] += h_{t-1} W_hh^T       GEMM with beta = 1 (gemv when the chunk has one row)
+    z[:, t] += h_{t-1} W_hh^T       beta = 1; W_hh^T packed once per call (_tiles.py), gemv for 1 row
     a = act(z + (b_ih + b_hh))      in place: sigmoid on i, f, o; tanh on g
     c_t = f c_{t-1} + i g ;  h_t = o tanh(c_t)
 Backward, per step t in reverse (dh, dc carried, (B, H)):
     dh_t = dh + dy_t ;  dc_t = dc + dh_t o (1 - tanh(c_t)^2)
     dz_o = dh_t tanh(c_t) o (1-o) ;  dz_i = dc_t g i (1-i) ;  dz_f = dc_t c_{t-1} f (1-f)
-    dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh (GEMM) ;  dc = dc_t f
+    dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh (packed GEMM, _tiles.py) ;  dc = dc_t f
 Then dx = dz W_ih, dW_ih = dz^T x, dW_hh = dz^T h_{t-1}, db = sum dz: one GEMM each per chunk,
 partial sums added at the end.
 Rows past their length keep their state, output 0 and pass gradients through unchanged.
@@ -33,6 +33,7 @@ import numpy as np
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
 from ._lstm_loops import _backward_one, _backward_par, _forward_one, _forward_par, _step
+from ._tiles import pack
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
 
@@ -70,6 +71,7 @@ def _cores(B: int, H: int):
 
 
 _NO_T = {"f": np.empty((0, 0), np.float32), "d": np.empty((0, 0), np.float64)}  # "no transpose"
+_NO_P = {"f": np.empty((0, 0, 32), np.float32), "d": np.empty((0, 0, 32), np.float64)}  # no panels
 
 
 def _lens(mask, B: int, T: int) -> np.ndarray:
@@ -110,6 +112,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     H = w.w_hh.shape[1]
     wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 else _NO_T[dt.char]  # (I, 4H)
     wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 4H)
+    wp_hh = pack(wt_hh) if B > 1 else _NO_P[dt.char]  # (4H // 32, H, 32) panels
     mask = None if lengths is None else step_mask(lengths, B, T)
     z = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) pre-activations, then gates
     S = T + 1 if need_cache else 2  # keep every state, or a ring of two
@@ -117,7 +120,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     hbuf[:, 0], cbuf[:, 0] = state0
     tbuf = np.empty((B, T if need_cache else 1, H), dt)
     y = np.empty((B, T, H), dt)
-    args = (x, w.w_ih, wt_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, z, hbuf, cbuf, tbuf, y)
+    args = (x, w.w_ih, wt_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
     args += (_lens(mask, B, T),)
     with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
         if chunks == 1:
@@ -144,7 +147,8 @@ def lstm_backward(dy, dstate, cache):
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
     dz = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) gradient w.r.t. pre-activations
     dx = np.empty((B, T, I), dt)
-    args = (dy, has_dy, gates, hs, cs, tcs, w.w_hh, _lens(mask, B, T), dh, dc, dz)
+    wp_hh = pack(w.w_hh) if B > 1 else _NO_P[dt.char]  # (H // 32, 4H, 32) panels
+    args = (dy, has_dy, gates, hs, cs, tcs, w.w_hh, wp_hh, _lens(mask, B, T), dh, dc, dz)
     args += (np.empty((B, H), dt), x, w.w_ih, dx)
     with _cores(B, H) as chunks:
         dw_ih = np.empty((chunks, 4 * H, I), dt)  # one partial sum per chunk
