@@ -133,6 +133,7 @@ def _eval(args: argparse.Namespace) -> int:
     from ..text.vocab import read_text
     from ..text.workflow import evaluate, load_model, split_text, text_sha256
 
+    dyn = _dynamic_options(args)
     model, vocab, meta = load_model(args.model)
     text = read_text(args.data)
     d = meta["data"]
@@ -143,14 +144,40 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"the {args.split} split of {args.data} has fewer than 2 tokens")
     res = evaluate(model, ids, lanes=args.lanes)
     order = args.ngram_order or (5 if model.config.level == "char" else 3)
-    ng = KneserNey(order, len(vocab)).fit(vocab.encode(train_t)).evaluate(ids)
+    train_ids = vocab.encode(train_t)
+    ng = KneserNey(order, len(vocab)).fit(train_ids).evaluate(ids)
     out = {"bpc": res["bpc"], "perplexity": res["perplexity"], "tokens": res["tokens"],
            "split": args.split, "level": model.config.level,
            "same_text_as_training": text_sha256(text) == d["sha256"],
            "ngram": {"order": order, "smoothing": "interpolated Kneser-Ney", "bpc": ng["bpc"],
                      "perplexity": ng["perplexity"], "tokens": ng["tokens"]}}  # fmt: skip
+    if dyn is not None:
+        from ..text.dynamic import dynamic_evaluate
+
+        bptt = dyn.pop("bptt") or meta["train"]["bptt"]  # None: the training length
+        out["dynamic"] = dynamic_evaluate(model, ids, **dyn, bptt=bptt, lanes=args.lanes,
+                                          train_ids=train_ids)  # fmt: skip
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _dynamic_options(args: argparse.Namespace) -> dict | None:
+    """dynamic_evaluate's keyword arguments from --dynamic*, checked before any loading."""
+    from ..text.dynamic import DEFAULTS, check_settings
+
+    given = [f for f in ("dynamic_lr", "dynamic_decay", "dynamic_bptt", "dynamic_rule")
+             if getattr(args, f) is not None]  # fmt: skip
+    if not args.dynamic:
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} needs --dynamic")
+        return None
+    rule = args.dynamic_rule or "rms"
+    lr = DEFAULTS[rule]["lr"] if args.dynamic_lr is None else args.dynamic_lr
+    decay = DEFAULTS[rule]["decay"] if args.dynamic_decay is None else args.dynamic_decay
+    check_settings(
+        rule, lr, decay, 1 if args.dynamic_bptt is None else args.dynamic_bptt, args.lanes
+    )
+    return {"rule": rule, "lr": lr, "decay": decay, "bptt": args.dynamic_bptt}
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -227,6 +254,20 @@ def register(sub) -> None:
     e.add_argument("--split", choices=["test", "val", "all"], default="test")
     e.add_argument("--ngram-order", type=int, help="default 5 (char) / 3 (word)")
     e.add_argument("--lanes", type=int, default=1, help="parallel streams (faster, approximate)")
+    e.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="also score with dynamic evaluation (adapts to the split as it reads it)",
+    )
+    e.add_argument("--dynamic-rule", choices=["rms", "sgd"], help="update rule (default rms)")
+    e.add_argument("--dynamic-lr", type=float, help="learning rate (default 1e-4 rms, 0.2 sgd)")
+    e.add_argument(
+        "--dynamic-decay",
+        type=float,
+        help="pull back toward the trained weights per segment (default 0.01 rms, 0 sgd)",
+    )
+    e.add_argument("--dynamic-bptt", type=int,
+                   help="tokens per segment (default: the model's training --bptt)")  # fmt: skip
     e.set_defaults(func=_eval)
     g = s.add_parser("sample", help="generate text")
     g.add_argument("--model", required=True)

@@ -99,15 +99,25 @@ def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 
         for j in range(len(stream)):
             b = stream.batch(0, j)
             logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
-            z = logits.astype(np.float64)
-            z -= z.max(-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-            total -= float(np.take_along_axis(logp, b["y"][..., None], -1).sum())
+            total += token_nats(logits, b["y"])
             n += b["y"].size
     finally:
         model.train(was)
-    nats = total / n
-    return {"nats": nats, "bpc": nats / LN2, "perplexity": math.exp(nats), "tokens": n}
+    return summarize(total, n)
+
+
+def token_nats(logits: np.ndarray, y: np.ndarray) -> float:
+    """Sum over positions of -log softmax(logits)[y], in float64: logits (B, K, V), y (B, K)."""
+    z = logits.astype(np.float64)
+    z -= z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, V)
+    return -float(np.take_along_axis(logp, y[..., None], -1).sum())
+
+
+def summarize(total_nats: float, tokens: int) -> dict:
+    """{"nats", "bpc" (bits per token), "perplexity", "tokens"} from a sum of nats."""
+    nats = total_nats / tokens
+    return {"nats": nats, "bpc": nats / LN2, "perplexity": math.exp(nats), "tokens": tokens}
 
 
 def make_trainer(model, train_ids, val_ids, config: TrainConfig, opt: dict, on_row=None):
