@@ -58,7 +58,7 @@ def test_pgemm_matches_numpy_and_leaves_the_rest(dtype, M, K, N, beta):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("M,K,N", [(5, 300, 64), (32, 257, 96), (8, 1, 40)])
+@pytest.mark.parametrize("M,K,N", [(5, 300, 64), (32, 257, 96), (8, 1, 40), (1, 30, 48)])
 @pytest.mark.parametrize("kb", [1, 64, 10**9])
 def test_tgemm_transposed_a_and_k_blocks(dtype, M, K, N, kb):
     rng = np.random.default_rng(K)

@@ -44,6 +44,7 @@ SHAPES = [
     (5, 8, 3, 11, [8, 1, 0, 3, 8]),
     (4, 7, 5, 9, [7, 7, 7, 7]),
     (17, 5, 40, 32, None),  # full 32-column panels only (kernels/_tiles.py)
+    (6, 3, 1, 12, None),  # one input feature: x^T has both strides 1
     (33, 12, 6, 70, None),
     (33, 12, 6, 70, list(range(12)) * 2 + [12] * 9),
 ]

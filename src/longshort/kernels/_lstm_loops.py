@@ -45,24 +45,36 @@ def _cell(z, cp, cn, tc, hn, H):
 
 
 @njit(**JIT)
-def _forward_rows(z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
-    """Rows b0:b1 through all steps. z (B,T,4H) holds x W_ih^T and becomes the gates.
+def _forward_rows(x, w_ih, wt_ih, wp_ih, z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens,
+                  b0, b1):  # fmt: skip
+    """Rows b0:b1 through all steps; z (B, Tz, 4H) becomes the gates.
 
+    Fused input (wp_ih = panels of W_ih^T given, several rows): each step computes
+    z_t = x_t W_ih^T + h_{t-1} W_hh^T with the tiles, and z may be a single step (Tz = 1, no
+    cache): no (B, T, 4H) buffer to write and read back. Otherwise z already holds x W_ih^T.
     wt_hh = W_hh^T (H, 4H) contiguous and wp_hh = its panels (_tiles.pack) for the per-step
     product of several rows (1.5-2x OpenBLAS at these shapes); one row uses gemv on w_hh.
     hbuf, cbuf (B, S, H) with S = T+1 (keep every state) or 2 (ring); tbuf (B, T or 1, H).
     """
-    B, T, G = z.shape
+    T, I = x.shape[1], x.shape[2]
+    Tz, G = z.shape[1], z.shape[2]
     H, S, St, nb = G // 4, hbuf.shape[1], tbuf.shape[1], b1 - b0
+    fused = wp_ih.shape[1] > 0
     for t in range(T):
-        tp, tn, tt = t % S, (t + 1) % S, t % St
+        tp, tn, tt, tz = t % S, (t + 1) % S, t % St, t % Tz
+        zo = (b0 * Tz + tz) * G
         if nb == 1:
-            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, (b0 * T + t) * G)
+            if fused:
+                gemv(NO_TRANS, G, I, w_ih, 0, I, x, (b0 * T + t) * I, 0.0, z, zo)
+            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
         else:
+            if fused:
+                pgemm(nb, G, I, x, (b0 * T + t) * I, T * I, wp_ih,
+                      wt_ih, 0, G, 0.0, z, zo, Tz * G)  # fmt: skip
             pgemm(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, wp_hh,
-                  wt_hh, 0, G, 1.0, z, (b0 * T + t) * G, T * G)  # fmt: skip
+                  wt_hh, 0, G, 1.0, z, zo, Tz * G)  # fmt: skip
         for r in range(b0, b1):
-            zr, hn, cn, yr = z[r, t], hbuf[r, tn], cbuf[r, tn], y[r, t]
+            zr, hn, cn, yr = z[r, tz], hbuf[r, tn], cbuf[r, tn], y[r, t]
             _activate(zr, b, H)
             _cell(zr, cbuf[r, tp], cn, tbuf[r, tt], hn, H)
             if t < lens[r]:
@@ -74,36 +86,42 @@ def _forward_rows(z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
 
 
 @njit(**JIT)
-def _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, b0, b1):
-    """Rows b0:b1: z = x W_ih^T (one GEMM over their T steps), then the time loop.
+def _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+                   b0, b1):  # fmt: skip
+    """Rows b0:b1: z = x W_ih^T (one GEMM over their T steps) unless the input product is fused
+    into the steps (wp_ih given), then the time loop.
 
     wt_ih = W_ih^T (I, 4H) for the faster NN product, or (0, 0) when the transpose is not worth
     making (few rows); likewise wt_hh is only needed when a chunk has several rows.
     """
     B, T, I = x.shape
     G, M = z.shape[2], (b1 - b0) * T
-    if wt_ih.shape[0] == 0:
+    if wp_ih.shape[1] > 0:
+        pass
+    elif wt_ih.shape[0] == 0:
         gemm(NO_TRANS, TRANS, M, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * G, G)
     else:
         gemm(NO_TRANS, NO_TRANS, M, G, I, x, b0 * T * I, I, wt_ih, 0, G, 0.0, z, b0 * T * G, G)
-    _forward_rows(z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1)
+    _forward_rows(x, w_ih, wt_ih, wp_ih, z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens,
+                  b0, b1)  # fmt: skip
 
 
 @njit(**JIT)
-def _forward_one(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens):
+def _forward_one(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens):
     threads = get_threads()
     set_threads(1)
-    _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+    _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                    0, x.shape[0])  # fmt: skip
     set_threads(threads)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _forward_par(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
+def _forward_par(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+                 chunks):  # fmt: skip
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
-        _forward_chunk(x, w_ih, wt_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+        _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
 
@@ -178,24 +196,28 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     """Rows b0:b1 of dz (B, T, G): dx = dz W_ih, and their partial dW_ih = dz^T x,
     dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
 
-    dW^T = x^T dz and h^T dz go through the tiles (_tiles.tgemm: 1.2-1.5x OpenBLAS on these
-    long-K products, reading x^T and h^T in place), one product per batch row for dW_hh (its
-    h_0..h_{T-1} are not adjacent in hs (B, T+1, H) across rows), then a transpose.
+    With several rows, dW^T = x^T dz and h^T dz go through the tiles (_tiles.tgemm, reading x^T
+    and h^T in place; 1.2x OpenBLAS over a (32, 100, 32, 128) batch), one product per batch row
+    for dW_hh (h_0..h_{T-1} of consecutive rows are not adjacent in hs (B, T+1, H)), then a
+    transpose. One row: a single BLAS product each is faster.
     """
     B, T, I = x.shape
     G, H, nb = dz.shape[2], hs.shape[2], b1 - b0
     gemm(NO_TRANS, NO_TRANS, nb * T, I, G, dz, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
-    if I <= TILE_WGRAD_MAX_I:
+    if nb > 1 and I <= TILE_WGRAD_MAX_I:
         wt = np.empty((I, G), dz.dtype)
         tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * G, G, 32, 0.0, wt, 0, G, 128)
         _transpose_into(wt, dw_ih)
     else:
         gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
-    wt = np.empty((H, G), dz.dtype)
-    for b in range(b0, b1):
-        beta = 0.0 if b == b0 else 1.0
-        tgemm(H, G, T, hs, b * (T + 1) * H, 1, H, dz, b * T * G, G, 32, beta, wt, 0, G, T)
-    _transpose_into(wt, dw_hh)
+    if nb == 1:  # one product: BLAS is faster than the tiles at K = T
+        gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * G, G, hs, b0 * (T + 1) * H, H, 0.0, dw_hh, 0, H)
+    else:
+        wt = np.empty((H, G), dz.dtype)
+        for b in range(b0, b1):
+            beta = 0.0 if b == b0 else 1.0
+            tgemm(H, G, T, hs, b * (T + 1) * H, 1, H, dz, b * T * G, G, 32, beta, wt, 0, G, T)
+        _transpose_into(wt, dw_hh)
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):

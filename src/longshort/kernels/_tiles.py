@@ -281,8 +281,8 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
                     tile(mr, kn, ak + r0 * ars * size, ars, aks, bk + p * bps * size, ldb,
                          c0 + (r0 * ldc + p * NR) * size, ldc, acc)  # fmt: skip
         if N > P * NR:  # columns that do not fill a panel
-            if aks == 1:
-                gemm(NO_TRANS, NO_TRANS, M, N - P * NR, K, A, a_off, ars,
+            if aks == 1:  # A row-major (one row: any ars, the row is contiguous)
+                gemm(NO_TRANS, NO_TRANS, M, N - P * NR, K, A, a_off, ars if M > 1 else K,
                      B, b_off + P * NR, ldb, beta, C, c_off + P * NR, ldc)  # fmt: skip
             else:
                 gemm(TRANS, NO_TRANS, M, N - P * NR, K, A, a_off, aks,
@@ -291,7 +291,7 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
     return impl
 
 
-@njit(inline="always")
+@njit(nogil=True, cache=True)
 def pgemm(M, N, K, A, a_off, lda, Bp, B, b_off, ldb, beta, C, c_off, ldc):
     """C[M, N] = A[M, K] @ B[K, N] + beta C with Bp = pack(B): the full panels from Bp, the
     columns that do not fill one from B (row-major) through BLAS. A row-major (lda)."""

@@ -8,8 +8,9 @@ Same signatures, dtypes and cache as ops.lstm, so either backward accepts either
 
 Forward, per step t (rows b of one batch chunk; chunks run on separate cores, each with
 single-threaded BLAS, since batch rows are independent until the weight gradients):
-    z[:, t] = x_t W_ih^T            one GEMM for all of the chunk's steps, before the loop
-    z[:, t] += h_{t-1} W_hh^T       beta = 1; W_hh^T packed once per call (_tiles.py), gemv for 1 row
+    z[:, t] = x_t W_ih^T            B > 1: per step with the tiles (W_ih^T packed once per call,
+                                    _tiles.py); B = 1: one GEMM for all steps, before the loop
+    z[:, t] += h_{t-1} W_hh^T       beta = 1; W_hh^T packed once per call, gemv for 1 row
     a = act(z + (b_ih + b_hh))      in place: sigmoid on i, f, o; tanh on g
     c_t = f c_{t-1} + i g ;  h_t = o tanh(c_t)
 Backward, per step t in reverse (dh, dc carried, (B, H)):
@@ -110,17 +111,20 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         hn, cn, _ = _step(x[:, 0], _c(h, dt), _c(c, dt), *w)
         return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
-    wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 else _NO_T[dt.char]  # (I, 4H)
+    fused = B > 1  # x_t W_ih^T computed step by step with the tiles, beside h_{t-1} W_hh^T
+    wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 or fused else _NO_T[dt.char]  # (I, 4H)
+    wp_ih = pack(wt_ih) if fused else _NO_P[dt.char]  # (4H // 32, I, 32) panels
     wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 4H)
     wp_hh = pack(wt_hh) if B > 1 else _NO_P[dt.char]  # (4H // 32, H, 32) panels
     mask = None if lengths is None else step_mask(lengths, B, T)
-    z = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) pre-activations, then gates
+    Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
+    z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
     S = T + 1 if need_cache else 2  # keep every state, or a ring of two
     hbuf, cbuf = np.empty((B, S, H), dt), np.empty((B, S, H), dt)
     hbuf[:, 0], cbuf[:, 0] = state0
     tbuf = np.empty((B, T if need_cache else 1, H), dt)
     y = np.empty((B, T, H), dt)
-    args = (x, w.w_ih, wt_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
+    args = (x, w.w_ih, wt_ih, wp_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
     args += (_lens(mask, B, T),)
     with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
         if chunks == 1:
