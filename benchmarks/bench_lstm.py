@@ -104,10 +104,14 @@ def _timed(f) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(fns: dict, reps: int, pause: float = 0.002, block_s: float = 0.005) -> dict:
+def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.005) -> dict:
     """Median seconds per call, measured in rounds: in each round every implementation runs one
     block of back-to-back calls (at least `block_s` long, so fast calls are timed warm, as an
-    application calling in a loop sees them), in an order rotating every round."""
+    application calling in a loop sees them), in an order rotating every round.
+
+    `pause` before each block lets the previous library's thread pool go idle: ONNX Runtime's
+    threads keep spinning after a run, and 2 ms after one a (128,50,128,512,1) longshort forward
+    took 123 ms against 90 ms alone (98 ms after 20 ms; torch's pool left no trace)."""
     inner = {}
     for n, f in fns.items():  # warm up (JIT, caches, thread pools) and size the blocks
         f()

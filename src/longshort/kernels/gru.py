@@ -8,13 +8,13 @@ Same signatures and cache (GRUCache) as ops.gru, so either backward accepts eith
 
 Forward, per step t (rows of one batch chunk; chunks run on separate cores as in kernels/lstm.py):
     g[:, t] = x_t W_ih^T            one GEMM for all of the chunk's steps, before the loop
-    gh = h_{t-1} W_hh^T             GEMM (gemv when the chunk has one row), into a (B, 3H) scratch
+    gh = h_{t-1} W_hh^T             tiles (_tiles.tgemm; gemv for one row), into a (B, 3H) scratch
     r = sigmoid(g_r + b_ir + gh_r + b_hr) ;  z = sigmoid(g_z + b_iz + gh_z + b_hz)
     ghn = gh_n + b_hn ;  n = tanh(g_n + b_in + r ghn) ;  h_t = n + z (h_{t-1} - n)
     g[:, t] becomes the gates (r, z, n); ghn is kept for the backward.
 Backward, per step t in reverse (dh carried, (B, H)):
     dh_t = dh + dy_t ;  dn = dh_t (1 - z) (1 - n^2) ;  dgx = (dn ghn r (1-r), dh_t (h_{t-1} - n)
-    z (1-z), dn) ;  dgh = dgx with its n block times r ;  dh = dh_t z + dgh W_hh (GEMM, beta = 1)
+    z (1-z), dn) ;  dgh = dgx with its n block times r ;  dh = dh_t z + dgh W_hh (tiles, beta = 1)
 Then dx = dgx W_ih, dW_ih = dgx^T x, dW_hh = dgh^T h_{t-1}, db_ih = sum dgx, db_hh = sum dgh.
 Rows past their length keep their state, output 0 and pass gradients through unchanged.
 """
@@ -28,6 +28,7 @@ from ..ops.gru import GRUCache, GRUWeights
 from ..ops.sequence import step_mask
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
+from ._tiles import tgemm
 from .lstm import _NO_T, _c, _contig, _cores, _lens
 
 # As in _lstm_loops.py: loops run from 0 over views, one output array per loop, no float literals.
@@ -63,8 +64,8 @@ def _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, 
         if nb == 1:
             gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 0.0, gh, b0 * G)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, G, H, hbuf, (b0 * S + tp) * H, S * H,
-                 wt_hh, 0, G, 0.0, gh, b0 * G, G)  # fmt: skip
+            tgemm(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, 1,
+                  wt_hh, 0, G, 32, 0.0, gh, b0 * G, G, H)  # fmt: skip
         for r in range(b0, b1):
             hn, yr = hbuf[r, tn], y[r, t]
             _cell(g[r, t], gh[r], b_ih, b_hh, hbuf[r, tp], hn, ghn[r, t % Sn], H)
@@ -122,8 +123,8 @@ def _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
         if nb == 1:
             gemv(TRANS, G, H, w_hh, 0, H, dgh, (b0 * T + t) * G, 1.0, out, b0 * H)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, H, G, dgh, (b0 * T + t) * G, T * G,
-                 w_hh, 0, H, 1.0, out, b0 * H, H)  # fmt: skip
+            tgemm(nb, H, G, dgh, (b0 * T + t) * G, T * G, 1,
+                  w_hh, 0, H, 32, 1.0, out, b0 * H, H, G)  # fmt: skip
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:

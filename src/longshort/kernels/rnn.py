@@ -6,10 +6,10 @@ Same signatures and cache (RNNCache) as ops.rnn:
     rnn_backward(dy (B,T,H), dh_n (B,H), cache) -> dx (B,T,I), dh0 (B,H), grads
     rnn_step(x_t (B,I), h (B,H), w, *, nonlinearity) -> h_t (B,H)
 
-Forward, per step:  a = x_t W_ih^T (one GEMM for all steps) + h_{t-1} W_hh^T (GEMM, beta = 1)
+Forward, per step:  a = x_t W_ih^T (one GEMM for all steps) + h_{t-1} W_hh^T (tiles, beta = 1)
                     h_t = phi(a + b_ih + b_hh)
 Backward, per step: da = (dh + dy_t) phi'(h_t), with tanh' = 1 - h_t^2 and relu' = [h_t > 0]
-                    dh = da W_hh (GEMM); then dx, dW_ih, dW_hh, db: one GEMM each per chunk.
+                    dh = da W_hh (tiles); then dx, dW_ih, dW_hh, db: one GEMM each per chunk.
 Batch chunks run on separate cores as in kernels/lstm.py; rows past their length carry the state.
 """
 
@@ -23,6 +23,7 @@ from ..ops.sequence import step_mask
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, tanh_
 from ._lstm_loops import weight_grads
+from ._tiles import tgemm
 from .lstm import _c, _contig, _cores, _lens
 
 
@@ -48,8 +49,8 @@ def _forward_chunk(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, b0, b1):
         if nb == 1:
             gemv(NO_TRANS, H, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, (b0 * T + t) * H)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, H, H, hbuf, (b0 * S + tp) * H, S * H,
-                 wt_hh, 0, H, 1.0, z, (b0 * T + t) * H, T * H)  # fmt: skip
+            tgemm(nb, H, H, hbuf, (b0 * S + tp) * H, S * H, 1,
+                  wt_hh, 0, H, 32, 1.0, z, (b0 * T + t) * H, T * H, H)  # fmt: skip
         for r in range(b0, b1):
             hn, yr = hbuf[r, tn], y[r, t]
             _phi(z[r, t], b, hn, relu)
@@ -89,8 +90,8 @@ def _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, 
         if nb == 1:
             gemv(TRANS, H, H, w_hh, 0, H, da, (b0 * T + t) * H, 0.0, out, b0 * H)
         else:
-            gemm(NO_TRANS, NO_TRANS, nb, H, H, da, (b0 * T + t) * H, T * H,
-                 w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip
+            tgemm(nb, H, H, da, (b0 * T + t) * H, T * H, 1,
+                  w_hh, 0, H, 32, 0.0, out, b0 * H, H, H)  # fmt: skip
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:
