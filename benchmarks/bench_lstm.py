@@ -104,14 +104,23 @@ def _timed(f) -> float:
     return time.perf_counter() - t0
 
 
+def spin(seconds: float) -> None:
+    """Wait by busy-looping: the core stays awake. After a `time.sleep` of 25 ms this VM ran the
+    next 5-50 ms of work slower (a 9.3 us streaming step timed at 14-16 us, alone)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.005) -> dict:
     """Median seconds per call, measured in rounds: in each round every implementation runs one
     block of back-to-back calls (at least `block_s` long, so fast calls are timed warm, as an
     application calling in a loop sees them), in an order rotating every round.
 
-    `pause` before each block lets the previous library's thread pool go idle: ONNX Runtime's
-    threads keep spinning after a run, and 2 ms after one a (128,50,128,512,1) longshort forward
-    took 123 ms against 90 ms alone (98 ms after 20 ms; torch's pool left no trace)."""
+    `pause` before each block (a busy wait, see `spin`) lets the previous library's thread pool
+    go idle: ONNX Runtime's threads keep spinning after a run, and 2 ms after one a
+    (128,50,128,512,1) longshort forward took 123 ms against 90 ms alone (98 ms after 20 ms);
+    2 ms after torch's streaming step ours took 14.5 us against 9.3 alone."""
     inner = {}
     for n, f in fns.items():  # warm up (JIT, caches, thread pools) and size the blocks
         f()
@@ -121,7 +130,7 @@ def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.0
     names, times = list(fns), {n: [] for n in fns}
     for r in range(reps):
         for n in names[r % len(names) :] + names[: r % len(names)]:
-            time.sleep(pause)  # let another library's spinning threads go idle
+            spin(pause)  # let another library's spinning threads go idle
             f, k = fns[n], inner[n]
             t0 = time.perf_counter()
             for _ in range(k):

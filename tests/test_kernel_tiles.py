@@ -107,3 +107,29 @@ def test_lstm_through_native_and_fallback_tiles(mode):
     r = subprocess.run([sys.executable, "-c", FALLBACK], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[-1] == ("loops" if mode == "fallback" else "tiles")
+
+
+PIN = """
+import os
+import numpy as np
+import longshort as ls
+from longshort.kernels import _affinity
+layer = ls.nn.LSTM(5, 40, seed=0)
+x = np.random.default_rng(0).standard_normal((8, 6, 5)).astype(np.float32)
+y, _ = layer(x)
+layer.backward(np.ones_like(y))
+print(_affinity.ENABLED, float(np.abs(y).sum()), float(layer.weight_hh_l0.grad.sum()))
+"""
+
+
+def test_thread_pinning_gives_the_same_numbers():
+    """LONGSHORT_PIN=1 binds each batch chunk's thread to its own CPU (kernels/_affinity.py):
+    the kernels' results must not change, pinned or not."""
+    outs = []
+    for pin in ("1", "0"):
+        env = dict(os.environ, LONGSHORT_PIN=pin, NUMBA_NUM_THREADS="2")
+        r = subprocess.run([sys.executable, "-c", PIN], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout.split())
+    assert outs[0][1:] == outs[1][1:]
+    assert outs[1][0] == "False"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
 from ._tiles import pgemm, tgemm
@@ -121,6 +122,7 @@ def _forward_par(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tb
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
@@ -249,6 +251,7 @@ def _backward_par(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz,
     B, chunks, threads = dh.shape[0], dw_ih.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
                         x, w_ih, dx, dw_ih[k], dw_hh[k], db[k],
                         k * B // chunks, (k + 1) * B // chunks)  # fmt: skip

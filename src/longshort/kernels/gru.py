@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from ..ops.gru import GRUCache, GRUWeights
 from ..ops.sequence import step_mask
+from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
 from ._tiles import tgemm
@@ -155,6 +156,7 @@ def _forward_par(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, ch
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
@@ -177,6 +179,7 @@ def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp, x, w_ih, dx,
                         dw_ih[k], dw_hh[k], db_ih[k], db_hh[k],
                         k * B // chunks, (k + 1) * B // chunks)  # fmt: skip

@@ -20,6 +20,7 @@ from numba import njit, prange
 
 from ..ops.rnn import RNNCache, RNNWeights
 from ..ops.sequence import step_mask
+from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, tanh_
 from ._lstm_loops import weight_grads
@@ -121,6 +122,7 @@ def _forward_par(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, chunks):
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _forward_chunk(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
@@ -131,6 +133,7 @@ def _backward_par(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, dw
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx,
                         dw_ih[k], dw_hh[k], db[k], k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
