@@ -214,40 +214,35 @@ for _name, _addr in _ADDRS.items():
 
 _S = [types.ExternalFunction(f"longshort_tile_s{m}", _SIG["s"]) for m in range(1, 9)]
 _D = [types.ExternalFunction(f"longshort_tile_d{m}", _SIG["d"]) for m in range(1, 5)]
-s1, s2, s3, s4, s5, s6, s7, s8 = _S
-d1, d2, d3, d4 = _D
 
 
-@njit(inline="always")
-def _tile_s(mr, K, a, ars, aks, b, ldb, c, ldc, acc):
-    if mr == 8:
-        s8(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 7:
-        s7(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 6:
-        s6(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 5:
-        s5(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 4:
-        s4(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 3:
-        s3(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 2:
-        s2(K, a, ars, aks, b, ldb, c, ldc, acc)
-    else:
-        s1(K, a, ars, aks, b, ldb, c, ldc, acc)
+def _dispatch(fns):
+    """A compiled tile(mr, ...) that calls the mr-row tile of `fns` (mr <= len(fns))."""
+    f1, f2, f3, f4, f5, f6, f7, f8 = fns + fns[-1:] * (8 - len(fns))  # padding is never called
+
+    @njit(inline="always")
+    def tile(mr, K, a, ars, aks, b, ldb, c, ldc, acc):
+        if mr == 8:
+            f8(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 7:
+            f7(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 6:
+            f6(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 5:
+            f5(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 4:
+            f4(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 3:
+            f3(K, a, ars, aks, b, ldb, c, ldc, acc)
+        elif mr == 2:
+            f2(K, a, ars, aks, b, ldb, c, ldc, acc)
+        else:
+            f1(K, a, ars, aks, b, ldb, c, ldc, acc)
+
+    return tile
 
 
-@njit(inline="always")
-def _tile_d(mr, K, a, ars, aks, b, ldb, c, ldc, acc):
-    if mr == 4:
-        d4(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 3:
-        d3(K, a, ars, aks, b, ldb, c, ldc, acc)
-    elif mr == 2:
-        d2(K, a, ars, aks, b, ldb, c, ldc, acc)
-    else:
-        d1(K, a, ars, aks, b, ldb, c, ldc, acc)
+_tile_s, _tile_d = _dispatch(_S), _dispatch(_D)
 
 
 def tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb):
