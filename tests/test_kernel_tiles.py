@@ -114,8 +114,8 @@ import os
 import numpy as np
 import longshort as ls
 from longshort.kernels import _affinity
-layer = ls.nn.LSTM(5, 40, seed=0)
-x = np.random.default_rng(0).standard_normal((8, 6, 5)).astype(np.float32)
+layer = ls.nn.LSTM(5, 64, seed=0)  # B * H = 2048: two batch chunks, so pin_chunk runs
+x = np.random.default_rng(0).standard_normal((32, 6, 5)).astype(np.float32)
 y, _ = layer(x)
 layer.backward(np.ones_like(y))
 print(_affinity.ENABLED, float(np.abs(y).sum()), float(layer.weight_hh_l0.grad.sum()))
@@ -133,3 +133,5 @@ def test_thread_pinning_gives_the_same_numbers():
         outs.append(r.stdout.split())
     assert outs[0][1:] == outs[1][1:]
     assert outs[1][0] == "False"
+    if sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1:
+        assert outs[0][0] == "True"

@@ -8,7 +8,8 @@ test, and some whole processes stayed that way), and such a call took twice as l
 may use (as the main thread's affinity says, so `taskset` and cgroup limits are respected);
 pinned, no call started two chunks on one core and the median fell from 3.6-5.1 to 3.4 ms.
 
-Opt-in, with LONGSHORT_PIN=1 (like OMP_PROC_BIND for OpenMP): in A/B runs of whole processes the
+Opt-in, with LONGSHORT_PIN=1 (read once, at import; like OMP_PROC_BIND for OpenMP), and only
+with Numba's workqueue layer (kernels/lstm.py's default), whose worker threads run every chunk: in A/B runs of whole processes the
 pinned kernels were faster in most but not all (the VM's own noise is as large), and a pinned
 thread cannot move away from a core that another job is using. Linux only (glibc's
 sched_getaffinity / sched_setaffinity, looked up by name and registered for the compiled code as
@@ -35,6 +36,8 @@ _SIGS = {
 def _libc_addresses() -> dict[str, int]:
     if os.environ.get("LONGSHORT_PIN", "0") != "1":
         return {}
+    if os.environ.get("NUMBA_THREADING_LAYER", "workqueue") != "workqueue":
+        return {}  # omp / tbb run chunk 0 on the calling thread: never pin the user's thread
     try:
         libc = ctypes.CDLL("libc.so.6")
         names = {"getaffinity": "sched_getaffinity", "setaffinity": "sched_setaffinity",

@@ -1,19 +1,21 @@
-"""A small GEMM for the per-step recurrent products, on weights packed once per call.
+"""A small GEMM for the recurrent kernels' products, on weights packed once per call.
 
-Why: each time step multiplies the batch's hidden states by the recurrent weights,
-    forward   z_t += h_{t-1} W_hh^T      (M = rows, K = H,  N = 4H)
-    backward  dh   = dz_t W_hh           (M = rows, K = 4H, N = H)
-with M small (a core's share of the batch) and the same weights T times. OpenBLAS packs both
-operands on every call and ran these shapes at 52-71 GFLOP/s on one core of the 2-core test
-machine (AMD EPYC, AVX-512); packing the weights once and running the kernel below gave
-84-114 GFLOP/s on the same shapes (measured in benchmarks/README.md).
+Why: each time step multiplies a few batch rows by the same weights, T times over,
+    forward   z_t = x_t W_ih^T + h_{t-1} W_hh^T   (M = rows, K = I and H, N = 4H)
+    backward  dh  = dz_t W_hh                     (M = rows, K = 4H, N = H)
+with M small (a core's share of the batch); after the loop the weight gradients x^T dz, h^T dz
+and dx = dz W_ih are long-K products. OpenBLAS packs both operands on every call and ran the
+per-step shapes at 51-83 GFLOP/s on one core of the 2-core test machine (AMD EPYC, AVX-512);
+packing the weights once and running the kernel below gave 108-112 GFLOP/s on the same shapes
+(measured in benchmarks/README.md).
 
 Layout: B (K, N) row-major becomes P = N // 32 panels, `pack(B)` -> (P, K, 32), each panel's
 32 columns contiguous per k. The N - 32 P columns that do not fill a panel stay with BLAS.
 
-Micro-kernel (one per row count mr = 1..8 and dtype), written as LLVM IR, compiled by llvmlite for
-this CPU when the module loads (~0.08 s), and registered under fixed names (`longshort_tile_s8`,
-...) so the Numba kernels that call it stay cacheable on disk (as in _blas.py):
+Micro-kernel (one per row count: mr = 1..8 for float32, 1..4 for float64, the driver's tile
+heights), written as LLVM IR, compiled by llvmlite for this CPU when the module loads (~0.08 s),
+and registered under fixed names (`longshort_tile_s8`, ...) so the Numba kernels that call it
+stay cacheable on disk (as in _blas.py):
     tile(K, A, ars, aks, Bp, ldb, C, ldc, accumulate):
         C[0:mr, 0:32] (+)= A[0:mr, 0:K] @ B[0:K, 0:32],  A[r, k] at A + r ars + k aks,
         B[k, :] at Bp + k ldb (ldb = 32 for a packed panel)
@@ -22,16 +24,14 @@ one panel row (2 float32 or 4 float64 vectors), broadcasts A[r, k], and does one
 multiply-add per accumulator. Vectors are LLVM's generic `<16 x float>`, lowered to whatever the
 CPU has (AVX-512, AVX2, NEON). If compilation fails, plain compiled loops take the names.
 The driver loops over row tiles outside and panels inside: one tile's rows of A stay in L1 while
-the panels stream from L2 (or L3): 98-112 GFLOP/s on (16..64, 128..512, 512..2048), where
-panels outside fell to 82 at M = 32. Input projections (K = I small, M = B T large) stay with
-OpenBLAS, which is faster there.
+the panels stream from L2 (or L3); at M = 32 the other order fell to 82 GFLOP/s.
 
     pgemm(M, N, K, A, a_off, lda, Bp, B, b_off, ldb, beta, C, c_off, ldc)
         C[M, N] = A[M, K] @ B[K, N] + beta C,  beta in {0, 1}; Bp = pack(B) (panels), B the
         original (its last N - 32 P columns go through BLAS gemm).
     tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb)
-        the general form: any A strides (A or A^T in place), B packed or row-major, K in blocks;
-        the weight gradients use it for x^T dz and h^T dz.
+        the general form: A or A^T in place, B packed or row-major, K in blocks of kb;
+        the weight gradients use it for dz W_ih, x^T dz and h^T dz.
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._blas import NO_TRANS, TRANS
-from ._jit import gemm
+from ._jit import _check_arrays, gemm
 
 log = logging.getLogger(__name__)
 
 NR = 32  # columns per panel
-MR = {"s": 8, "d": 4}  # rows per tile: 16 (float32) or 16 (float64) accumulator vectors
+MR = {"s": 8, "d": 4}  # rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators
 _LANES = {"s": 16, "d": 8}
 _LLTYPE = {"s": "float", "d": "double"}
 
@@ -161,7 +161,7 @@ def _compile_native() -> tuple[object, dict[str, int]]:
     mod = llvm.parse_assembly(_module_ir())
     mod.verify()
     # No IR optimisation pipeline: the IR already is the schedule, and the code generator alone
-    # (opt=3) gave the same or faster tiles (105-111 GFLOP/s) in a third of the time (0.08 s).
+    # (opt=3) gave the same or faster tiles (108-111 GFLOP/s) in a third of the time (0.08 s).
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     names = [f"longshort_tile_{k}{m}" for k in "sd" for m in range(1, MR[k] + 1)]
@@ -212,8 +212,8 @@ except Exception as e:  # pragma: no cover - depends on the platform's LLVM
 for _name, _addr in _ADDRS.items():
     llvm.add_symbol(_name, _addr)
 
-_S = [types.ExternalFunction(f"longshort_tile_s{m}", _SIG["s"]) for m in range(1, 9)]
-_D = [types.ExternalFunction(f"longshort_tile_d{m}", _SIG["d"]) for m in range(1, 5)]
+_S = [types.ExternalFunction(f"longshort_tile_s{m}", _SIG["s"]) for m in range(1, MR["s"] + 1)]
+_D = [types.ExternalFunction(f"longshort_tile_d{m}", _SIG["d"]) for m in range(1, MR["d"] + 1)]
 
 
 def _dispatch(fns):
@@ -248,7 +248,8 @@ _tile_s, _tile_d = _dispatch(_S), _dispatch(_D)
 def tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb):
     """C[M, N] = A[M, K] @ B[K, N] + beta C with the tiles (compiled code only).
 
-    A[m, k] is A[a_off + m ars + k aks] (either stride may be 1: A or A^T row-major).
+    A[m, k] is A[a_off + m ars + k aks] (A or A^T row-major in place; when N % 32 != 0 the
+    remainder goes through BLAS, which needs aks == 1 or ars == 1).
     B's columns 32 p .. 32 p + 31 at row k start at b_off + p bps + k ldb: bps = 32 for a
     row-major B (ldb its row length), bps = 32 K, ldb = 32 for pack(B). Columns that do not fill
     a panel go through BLAS (which then needs B row-major: bps = 32). K is cut in blocks of kb
@@ -259,6 +260,7 @@ def tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, 
 
 @overload(tgemm)
 def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb):
+    _check_arrays(A, B, C)  # raw addresses: one dtype, C-contiguous, or a compile-time error
     f32 = A.dtype == types.float32
     tile, mr_max, size = (_tile_s, MR["s"], 4) if f32 else (_tile_d, MR["d"], 8)
 

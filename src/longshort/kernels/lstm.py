@@ -17,8 +17,9 @@ Backward, per step t in reverse (dh, dc carried, (B, H)):
     dh_t = dh + dy_t ;  dc_t = dc + dh_t o (1 - tanh(c_t)^2)
     dz_o = dh_t tanh(c_t) o (1-o) ;  dz_i = dc_t g i (1-i) ;  dz_f = dc_t c_{t-1} f (1-f)
     dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh (packed GEMM, _tiles.py) ;  dc = dc_t f
-Then dx = dz W_ih, dW_ih = dz^T x, dW_hh = dz^T h_{t-1}, db = sum dz: one GEMM each per chunk,
-partial sums added at the end.
+Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih^T = x^T dz (tiles with
+several rows and I <= 256, else BLAS) and dW_hh^T = sum over rows of h^T dz (tiles, one product
+per row), transposed into place; db = sum dz; the chunks' partial sums are added at the end.
 Rows past their length keep their state, output 0 and pass gradients through unchanged.
 """
 
