@@ -163,7 +163,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _dynamic_options(args: argparse.Namespace) -> dict | None:
     """dynamic_evaluate's keyword arguments from --dynamic*, checked before any loading."""
-    from ..text.dynamic import DEFAULTS, check_settings
+    from ..text.dynamic import check_settings, resolve
 
     given = [f for f in ("dynamic_lr", "dynamic_decay", "dynamic_bptt", "dynamic_rule")
              if getattr(args, f) is not None]  # fmt: skip
@@ -172,8 +172,7 @@ def _dynamic_options(args: argparse.Namespace) -> dict | None:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --dynamic")
         return None
     rule = args.dynamic_rule or "rms"
-    lr = DEFAULTS[rule]["lr"] if args.dynamic_lr is None else args.dynamic_lr
-    decay = DEFAULTS[rule]["decay"] if args.dynamic_decay is None else args.dynamic_decay
+    lr, decay = resolve(rule, args.dynamic_lr, args.dynamic_decay)
     check_settings(
         rule, lr, decay, 1 if args.dynamic_bptt is None else args.dynamic_bptt, args.lanes
     )

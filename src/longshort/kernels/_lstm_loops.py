@@ -184,15 +184,6 @@ TILE_WGRAD_MAX_I = 256
 
 
 @njit(**JIT)
-def _transpose_into(src, dst):
-    """dst (G, N) = src (N, G)^T."""
-    N, G = src.shape
-    for g in range(G):
-        for n in range(N):
-            dst[g, n] = src[n, g]
-
-
-@njit(**JIT)
 def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     """Rows b0:b1 of dz (B, T, G): dx = dz W_ih, and their partial dW_ih = dz^T x,
     dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
@@ -210,7 +201,7 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     if nb > 1 and I <= TILE_WGRAD_MAX_I:
         wt = np.empty((I, G), dz.dtype)
         tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * G, G, 32, 0.0, wt, 0, G, 128)
-        _transpose_into(wt, dw_ih)
+        dw_ih[:, :] = wt.T
     else:
         gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
     if nb == 1:  # one product: BLAS is faster than the tiles at K = T
@@ -220,7 +211,7 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
         for b in range(b0, b1):
             beta = 0.0 if b == b0 else 1.0
             tgemm(H, G, T, hs, b * (T + 1) * H, 1, H, dz, b * T * G, G, 32, beta, wt, 0, G, T)
-        _transpose_into(wt, dw_hh)
+        dw_hh[:, :] = wt.T
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):

@@ -29,11 +29,18 @@ from .data import TextStream
 from .workflow import summarize, token_nats
 
 RULES = ("rms", "sgd")
-# Picked for char models at n ~ 100 on the first 30k tokens of the Shakespeare validation split
-# (docs/text.md). The authors' released word-level defaults (lr 5e-5, lambda 2e-3 at n = 5,
+# Picked for char models at n ~ 100 on the Shakespeare validation split (docs/text.md). The authors' released word-level defaults (lr 5e-5, lambda 2e-3 at n = 5,
 # scaled by n / 5 as their grid search does) moved a char model too far; eps is theirs.
 DEFAULTS = {"rms": {"lr": 1e-4, "decay": 0.01}, "sgd": {"lr": 0.2, "decay": 0.0}}
 EPS = 2e-5
+
+
+def resolve(rule: str, lr: float | None, decay: float | None) -> tuple[float, float]:
+    """(lr, decay), each None replaced by DEFAULTS[rule] (0 for an unknown rule: check_settings
+    then names the rule)."""
+    d = DEFAULTS.get(rule, {})
+    return (d.get("lr", 0.0) if lr is None else float(lr),
+            d.get("decay", 0.0) if decay is None else float(decay))  # fmt: skip
 
 
 def check_settings(rule: str, lr: float, decay: float, bptt: int, lanes: int) -> None:
@@ -109,8 +116,7 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
         {"nats", "bpc", "perplexity", "tokens"} as `evaluate` returns them, plus "settings" and
         "seconds" (wall time, including the gradient statistics).
     """
-    lr = DEFAULTS.get(rule, {}).get("lr", 0.0) if lr is None else float(lr)
-    decay = DEFAULTS.get(rule, {}).get("decay", 0.0) if decay is None else float(decay)
+    lr, decay = resolve(rule, lr, decay)
     check_settings(rule, lr, decay, bptt, lanes)
     if rule == "rms" and (train_ids is None or len(train_ids) < bptt + 2):
         raise ValueError("the rms rule needs training tokens (train_ids) for its gradient scale")
@@ -148,5 +154,6 @@ __all__ = [
     "check_settings",
     "dynamic_evaluate",
     "gradient_rms",
+    "resolve",
     "step_sizes",
 ]
