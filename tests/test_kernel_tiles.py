@@ -40,7 +40,18 @@ def _rel(a, ref):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "M,K,N", [(1, 1, 1), (1, 5, 3), (3, 7, 40), (9, 64, 32), (13, 33, 100), (17, 128, 512)]
+    "M,K,N",
+    [
+        (1, 1, 1),
+        (1, 5, 3),
+        (1, 7, 96),
+        (1, 40, 170),
+        (1, 128, 512),
+        (3, 7, 40),
+        (9, 64, 32),
+        (13, 33, 100),
+        (17, 128, 512),
+    ],  # one row: the row kernels, 1-4 panels at once
 )
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_pgemm_matches_numpy_and_leaves_the_rest(dtype, M, K, N, beta):
@@ -72,6 +83,34 @@ def test_tgemm_transposed_a_and_k_blocks(dtype, M, K, N, kb):
         assert _rel(C, ref) < TOL[dtype] * np.sqrt(K)
 
 
+@njit(**JIT)
+def _pgemm_nt(M, N, K, A, W, beta, C):
+    _tiles.pgemm_nt(M, N, K, A, 0, K, _tiles.pack_t(W), W, beta, C, 0, N)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M,K,N", [(1, 32, 512), (1, 9, 100), (4, 33, 70), (16, 128, 512)])
+def test_pgemm_nt_against_the_untransposed_weights(dtype, M, K, N):
+    """C = A W^T from pack_t(W) panels and, for the rows of W past the last panel, W itself."""
+    rng = np.random.default_rng(N)
+    A, W = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
+    C0 = rng.standard_normal((M, N)).astype(dtype)
+    for beta in (0.0, 1.0):
+        C = C0.copy()
+        _pgemm_nt(M, N, K, A, W, beta, C)
+        assert _rel(C, A.astype(np.float64) @ W.T + beta * C0) < TOL[dtype] * np.sqrt(K)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (7, 3), (16, 16), (37, 53), (512, 128), (96, 7)])
+def test_transpose_and_pack_t_are_exact(dtype, shape):
+    """The shuffle-network block transpose (and its edges) moves every element exactly."""
+    w = np.random.default_rng(shape[0]).standard_normal(shape).astype(dtype)
+    t = _tiles.transpose(w)
+    assert t.flags.c_contiguous and np.array_equal(t, w.T)
+    assert np.array_equal(_tiles.pack_t(w), _tiles.pack(np.ascontiguousarray(w.T)))
+
+
 def test_pack_layout():
     b = np.arange(5 * 70, dtype=np.float32).reshape(5, 70)
     p = _tiles.pack(b)
@@ -95,6 +134,14 @@ ga, gb = fused.lstm_backward(b, (None, None), ca), ref.lstm_backward(b, (None, N
 assert np.abs(a - b).max() < 1e-5, np.abs(a - b).max()
 assert np.abs(ga[2].w_hh - gb[2].w_hh).max() < 1e-4
 assert np.abs(ga[2].w_ih - gb[2].w_ih).max() < 1e-4
+x1 = x[:1].repeat(5, axis=1)  # one row, 20 steps: the row kernels on packed weights
+s1 = (np.zeros((1, H), np.float32),) * 2
+a, _, ca = fused.lstm_forward(x1, s1, w)
+b, _, cb = ref.lstm_forward(x1, s1, w)
+ga, gb = fused.lstm_backward(b, (None, None), ca), ref.lstm_backward(b, (None, None), cb)
+assert np.abs(a - b).max() < 1e-5 and np.abs(ga[0] - gb[0]).max() < 1e-5
+m = rng.standard_normal((37, 21)).astype(np.float32)
+assert np.array_equal(_tiles.transpose(m), m.T)
 print(_tiles.BACKEND)
 """
 

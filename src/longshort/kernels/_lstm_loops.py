@@ -12,7 +12,7 @@ from numba import njit, prange
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._tiles import pgemm, tgemm
+from ._tiles import pgemm, pgemm_nt, tgemm
 
 # Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
 # proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
@@ -46,34 +46,29 @@ def _cell(z, cp, cn, tc, hn, H):
 
 
 @njit(**JIT)
-def _forward_rows(x, w_ih, wt_ih, wp_ih, z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens,
-                  b0, b1):  # fmt: skip
+def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1):
     """Rows b0:b1 through all steps; z (B, Tz, 4H) becomes the gates.
 
-    Fused input (wp_ih = panels of W_ih^T given, several rows): each step computes
-    z_t = x_t W_ih^T + h_{t-1} W_hh^T with the tiles, and z may be a single step (Tz = 1, no
-    cache): no (B, T, 4H) buffer to write and read back. Otherwise z already holds x W_ih^T.
-    wt_hh = W_hh^T (H, 4H) contiguous and wp_hh = its panels (_tiles.pack) for the per-step
-    product of several rows (1.5-2x OpenBLAS at these shapes); one row uses gemv on w_hh.
+    fused: each step computes z_t = x_t W_ih^T + h_{t-1} W_hh^T (no (B, T, 4H) buffer to write
+    and read back: z may be a single step, Tz = 1, without a cache); otherwise z already holds
+    x W_ih^T. wp_ih, wp_hh = _tiles.pack_t(W): panels of W^T for the tiles (one row: the row
+    kernels, 1.1 us a step faster than OpenBLAS's gemv at H = 128); wp (0, 0, 32) when not
+    worth packing (a short single row: gemv on W).
     hbuf, cbuf (B, S, H) with S = T+1 (keep every state) or 2 (ring); tbuf (B, T or 1, H).
     """
     T, I = x.shape[1], x.shape[2]
     Tz, G = z.shape[1], z.shape[2]
     H, S, St, nb = G // 4, hbuf.shape[1], tbuf.shape[1], b1 - b0
-    fused = wp_ih.shape[1] > 0  # panels of W_ih^T given (lstm.py passes (0, 0, 32) otherwise)
+    packed = wp_hh.shape[1] > 0
     for t in range(T):
         tp, tn, tt, tz = t % S, (t + 1) % S, t % St, t % Tz
         zo = (b0 * Tz + tz) * G
-        if nb == 1:
-            if fused:
-                gemv(NO_TRANS, G, I, w_ih, 0, I, x, (b0 * T + t) * I, 0.0, z, zo)
-            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
+        if fused:
+            pgemm_nt(nb, G, I, x, (b0 * T + t) * I, T * I, wp_ih, w_ih, 0.0, z, zo, Tz * G)
+        if packed:
+            pgemm_nt(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, wp_hh, w_hh, 1.0, z, zo, Tz * G)
         else:
-            if fused:
-                pgemm(nb, G, I, x, (b0 * T + t) * I, T * I, wp_ih,
-                      wt_ih, 0, G, 0.0, z, zo, Tz * G)  # fmt: skip
-            pgemm(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, wp_hh,
-                  wt_hh, 0, G, 1.0, z, zo, Tz * G)  # fmt: skip
+            gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
         for r in range(b0, b1):
             zr, hn, cn, yr = z[r, tz], hbuf[r, tn], cbuf[r, tn], y[r, t]
             _activate(zr, b, H)
@@ -87,43 +82,35 @@ def _forward_rows(x, w_ih, wt_ih, wp_ih, z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, t
 
 
 @njit(**JIT)
-def _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
-                   b0, b1):  # fmt: skip
+def _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, b0, b1):
     """Rows b0:b1: z = x W_ih^T (one GEMM over their T steps) unless the input product is fused
-    into the steps (wp_ih given), then the time loop.
-
-    wt_ih = W_ih^T (I, 4H) for the faster NN product, or (0, 0) when the transpose is not worth
-    making (few rows); likewise wt_hh is only needed when a chunk has several rows.
-    """
+    into the steps, then the time loop. wp_ih may be (0, 0, 32) (few rows: BLAS on W_ih)."""
     B, T, I = x.shape
     G, M = z.shape[2], (b1 - b0) * T
-    if wp_ih.shape[1] == 0:  # not fused (lstm.py's _NO_P, shape (0, 0, 32)): one GEMM up front
-        if wt_ih.shape[0] == 0:
+    if not fused:
+        if wp_ih.shape[1] == 0:
             gemm(NO_TRANS, TRANS, M, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * G, G)
         else:
-            gemm(NO_TRANS, NO_TRANS, M, G, I, x, b0 * T * I, I, wt_ih, 0, G, 0.0, z,
-                 b0 * T * G, G)  # fmt: skip
-    _forward_rows(x, w_ih, wt_ih, wp_ih, z, b, w_hh, wt_hh, wp_hh, hbuf, cbuf, tbuf, y, lens,
-                  b0, b1)  # fmt: skip
+            pgemm_nt(M, G, I, x, b0 * T * I, I, wp_ih, w_ih, 0.0, z, b0 * T * G, G)
+    _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y, lens, b0, b1)
 
 
 @njit(**JIT)
-def _forward_one(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens):
+def _forward_one(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens):
     threads = get_threads()
     set_threads(1)
-    _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+    _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                    0, x.shape[0])  # fmt: skip
     set_threads(threads)
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _forward_par(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
-                 chunks):  # fmt: skip
+def _forward_par(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
     B, threads = x.shape[0], get_threads()
     set_threads(1)
     for k in prange(chunks):
         pin_chunk(k)  # one core per chunk (_affinity.py)
-        _forward_chunk(x, w_ih, wt_ih, wp_ih, b, w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+        _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
 
@@ -150,7 +137,8 @@ def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
 @njit(**JIT)
 def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp, b0, b1):
     """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written.
-    wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh over several rows."""
+    wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh (one row: the row
+    kernels), or (0, 0, 32) for a short single row (gemv)."""
     B, T, G = gates.shape
     H, nb = G // 4, b1 - b0
     full = True
@@ -168,7 +156,7 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
                 for j in range(H):
                     dhb[j] += dyr[j]
             _dz_row(dz[r, t], gates[r, t], tcs[r, t], cs[r, t], dhb, dc[r], H)
-        if nb == 1:
+        if wp_hh.shape[1] == 0:  # a short single row: gemv on W_hh
             gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * G, 0.0, out, b0 * H)
         else:
             pgemm(nb, H, G, dz, (b0 * T + t) * G, T * G, wp_hh,

@@ -26,12 +26,21 @@ CPU has (AVX-512, AVX2, NEON). If compilation fails, plain compiled loops take t
 The driver loops over row tiles outside and panels inside: one tile's rows of A stay in L1 while
 the panels stream from L2 (or L3); at M = 32 the other order fell to 82 GFLOP/s.
 
+One row of A (a batch of one) would leave the tile latency-bound on 2 accumulators, so M = 1
+goes through `longshort_row_<kind><npan>`: one row times npan panels at once (up to 4 float32 /
+2 float64 panels, 8 accumulators). And `longshort_tr_<kind>`, a 16 x 16 (float32) or 8 x 8
+(float64) block transpose by vector shuffles, gives `transpose(W)` and `pack_t(W)` = pack(W^T)
+without NumPy's strided copy (9 us instead of 76 for pack(W^T) at W (512, 128); 0.12 ms
+instead of 3.9 at (2048, 512)): the forward packs W_ih^T and W_hh^T on every call.
+
     pgemm(M, N, K, A, a_off, lda, Bp, B, b_off, ldb, beta, C, c_off, ldc)
         C[M, N] = A[M, K] @ B[K, N] + beta C,  beta in {0, 1}; Bp = pack(B) (panels), B the
         original (its last N - 32 P columns go through BLAS gemm).
     tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb)
         the general form: A or A^T in place, B packed or row-major, K in blocks of kb;
         the weight gradients use it for dz W_ih, x^T dz and h^T dz.
+    pgemm_nt(M, N, K, A, a_off, lda, Wp, W, beta, C, c_off, ldc)
+        C = A W^T + beta C with Wp = pack_t(W); rows of W past the last panel through BLAS.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ log = logging.getLogger(__name__)
 
 NR = 32  # columns per panel
 MR = {"s": 8, "d": 4}  # rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators
+NP = {"s": 4, "d": 2}  # panels per one-row product: 4 x 2 <16 x float> = 2 x 4 <8 x double>
 _LANES = {"s": 16, "d": 8}
 _LLTYPE = {"s": "float", "d": "double"}
 
@@ -138,17 +148,132 @@ def _tile_ir(kind: str, mr: int) -> str:
     return "\n".join(out)
 
 
+def _row_ir(kind: str, npan: int) -> str:
+    """LLVM IR of `longshort_row_<kind><npan>`: one row of A times npan panels at once.
+
+        row(K, A, aks, Bp, ldb, bps, C, accumulate):
+            C[0, 0:32 npan] (+)= A[0, 0:K] @ B[0:K, 0:32 npan],  panel q's row k at
+            Bp + q bps + k ldb
+    With one row the tile above keeps only 2 float32 accumulators, and each k's fused
+    multiply-adds wait on the last (latency-bound: 2.4 us for a (1, 128) x (128, 512) step
+    product, OpenBLAS's gemv 3.4 us); npan panels at once keep 2 npan chains in flight.
+    """
+    f, vw = _LLTYPE[kind], _LANES[kind]
+    nv, V = NR // vw, f"<{vw} x {f}>"
+    fma = f"@llvm.fmuladd.v{vw}{'f32' if kind == 's' else 'f64'}"
+    accs = [(q, v) for q in range(npan) for v in range(nv)]
+    out = [
+        f"define void @longshort_row_{kind}{npan}(i64 %K, ptr %A, i64 %aks, ptr %Bp, i64 %ldb, "
+        "i64 %bps, ptr %C, i32 %accum) nounwind {",
+        "entry:",
+        *(f"  %qoff{q} = mul i64 %bps, {q}" for q in range(npan)),
+        "  %kpos = icmp sgt i64 %K, 0",
+        "  br i1 %kpos, label %loop, label %exit",
+        "loop:",
+        "  %k = phi i64 [0, %entry], [%k1, %loop]",
+        *(
+            f"  %acc{q}_{v} = phi {V} [zeroinitializer, %entry], [%n{q}_{v}, %loop]"
+            for q, v in accs
+        ),
+        "  %boff = mul i64 %k, %ldb",
+        "  %akoff = mul i64 %k, %aks",
+        f"  %ap = getelementptr {f}, ptr %A, i64 %akoff",
+        f"  %a = load {f}, ptr %ap, align 4",
+        f"  %as = insertelement {V} poison, {f} %a, i32 0",
+        f"  %av = shufflevector {V} %as, {V} poison, <{vw} x i32> zeroinitializer",
+    ]
+    for q, v in accs:
+        out += [
+            f"  %bo{q}_{v} = add i64 %boff, %qoff{q}",
+            f"  %bv{q}_{v} = add i64 %bo{q}_{v}, {v * vw}",
+            f"  %bp{q}_{v} = getelementptr {f}, ptr %Bp, i64 %bv{q}_{v}",
+            f"  %b{q}_{v} = load {V}, ptr %bp{q}_{v}, align 4",
+            f"  %n{q}_{v} = call {V} {fma}({V} %av, {V} %b{q}_{v}, {V} %acc{q}_{v})",
+        ]
+    out += [
+        "  %k1 = add i64 %k, 1",
+        "  %more = icmp slt i64 %k1, %K",
+        "  br i1 %more, label %loop, label %exit",
+        "exit:",
+        *(f"  %s{q}_{v} = phi {V} [zeroinitializer, %entry], [%n{q}_{v}, %loop]" for q, v in accs),
+        "  %on = icmp ne i32 %accum, 0",
+    ]
+    for q, v in accs:
+        out += [
+            f"  %cp{q}_{v} = getelementptr {f}, ptr %C, i64 {q * NR + v * vw}",
+            f"  %old{q}_{v} = load {V}, ptr %cp{q}_{v}, align 4",
+            f"  %sum{q}_{v} = fadd {V} %old{q}_{v}, %s{q}_{v}",
+            f"  %val{q}_{v} = select i1 %on, {V} %sum{q}_{v}, {V} %s{q}_{v}",
+            f"  store {V} %val{q}_{v}, ptr %cp{q}_{v}, align 4",
+        ]
+    out += ["  ret void", "}"]
+    return "\n".join(out)
+
+
+def _transpose_ir(kind: str) -> str:
+    """LLVM IR of `longshort_tr_<kind>`: one n x n block (n = the vector's lanes) transposed,
+
+        tr(src, lds, dst, ldd):  dst[c ldd + r] = src[r lds + c],  0 <= r, c < n
+
+    by log2(n) rounds of block swaps: round b swaps, in each 2b x 2b tile, the top-right b x b
+    block with the bottom-left one (row bit b with column bit b); the rounds commute.
+    """
+    f, n = _LLTYPE[kind], _LANES[kind]
+    V = f"<{n} x {f}>"
+    out = [f"define void @longshort_tr_{kind}(ptr %src, i64 %lds, ptr %dst, i64 %ldd) nounwind {{"]
+    out.append("entry:")
+    rows = []
+    for r in range(n):
+        out += [
+            f"  %o{r} = mul i64 %lds, {r}",
+            f"  %p{r} = getelementptr {f}, ptr %src, i64 %o{r}",
+            f"  %r0_{r} = load {V}, ptr %p{r}, align 4",
+        ]
+        rows.append(f"%r0_{r}")
+    b, level = n // 2, 0
+    while b >= 1:
+        level += 1
+        m_top = [j if j % (2 * b) < b else n + j - b for j in range(n)]
+        m_bot = [j + b if j % (2 * b) < b else n + j for j in range(n)]
+        new = list(rows)
+        for r in range(n):
+            if r % (2 * b) < b:
+                a, c = rows[r], rows[r + b]
+                for name, mask in ((r, m_top), (r + b, m_bot)):
+                    ms = ", ".join(f"i32 {m}" for m in mask)
+                    out.append(
+                        f"  %r{level}_{name} = shufflevector {V} {a}, {V} {c}, <{n} x i32> <{ms}>"
+                    )
+                    new[name] = f"%r{level}_{name}"
+        rows, b = new, b // 2
+    for r in range(n):
+        out += [
+            f"  %d{r} = mul i64 %ldd, {r}",
+            f"  %q{r} = getelementptr {f}, ptr %dst, i64 %d{r}",
+            f"  store {V} {rows[r]}, ptr %q{r}, align 4",
+        ]
+    out += ["  ret void", "}"]
+    return "\n".join(out)
+
+
 def _module_ir() -> str:
     decls = [
         "declare <16 x float> @llvm.fmuladd.v16f32(<16 x float>, <16 x float>, <16 x float>)",
         "declare <8 x double> @llvm.fmuladd.v8f64(<8 x double>, <8 x double>, <8 x double>)",
     ]
     tiles = [_tile_ir(kind, mr) for kind in "sd" for mr in range(1, MR[kind] + 1)]
-    return "\n".join(tiles + decls) + "\n"
+    rows = [_row_ir(kind, n) for kind in "sd" for n in range(1, NP[kind] + 1)]
+    trs = [_transpose_ir(kind) for kind in "sd"]
+    return "\n".join(tiles + rows + trs + decls) + "\n"
 
 
 _I, _P = types.int64, types.uint64
 _SIG = {kind: types.void(_I, _P, _I, _I, _P, _I, _P, _I, types.int32) for kind in "sd"}
+_RSIG = types.void(_I, _P, _I, _P, _I, _I, _P, types.int32)  # the one-row products
+_NAMES = [f"longshort_tile_{k}{m}" for k in "sd" for m in range(1, MR[k] + 1)]
+_NAMES += [f"longshort_row_{k}{n}" for k in "sd" for n in range(1, NP[k] + 1)]
+_NAMES += ["longshort_tr_s", "longshort_tr_d"]
+_TSIG = types.void(_P, _I, _P, _I)  # the block transposes
 
 
 def _compile_native() -> tuple[object, dict[str, int]]:
@@ -164,8 +289,7 @@ def _compile_native() -> tuple[object, dict[str, int]]:
     # (opt=3) gave the same or faster tiles (108-111 GFLOP/s) in a third of the time (0.08 s).
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    names = [f"longshort_tile_{k}{m}" for k in "sd" for m in range(1, MR[k] + 1)]
-    return engine, {n: engine.get_function_address(n) for n in names}
+    return engine, {n: engine.get_function_address(n) for n in _NAMES}
 
 
 def _fallback_tiles() -> dict[str, int]:
@@ -178,6 +302,11 @@ def _fallback_tiles() -> dict[str, int]:
         sig = types.void(_I, p, _I, _I, p, _I, p, _I, types.int32)
         for mr in range(1, MR[kind] + 1):
             out[f"longshort_tile_{kind}{mr}"] = cfunc(sig)(_loop_tile(mr)).address
+        rsig = types.void(_I, p, _I, p, _I, _I, p, types.int32)
+        for n in range(1, NP[kind] + 1):
+            out[f"longshort_row_{kind}{n}"] = cfunc(rsig)(_loop_row(n)).address
+        tsig = types.void(p, _I, p, _I)
+        out[f"longshort_tr_{kind}"] = cfunc(tsig)(_loop_transpose(_LANES[kind])).address
     return out
 
 
@@ -199,6 +328,38 @@ def _loop_tile(mr: int):
     return tile
 
 
+def _loop_row(npan: int):
+    """The one-row product over npan panels as a plain loop (fallback)."""
+    from numba import carray
+
+    def row(K, a, aks, bp, ldb, bps, c, accum):
+        A = carray(a, ((K - 1) * aks + 1,))
+        Bp = carray(bp, ((npan - 1) * bps + (K - 1) * ldb + NR,))
+        C = carray(c, (npan * NR,))
+        for q in range(npan):
+            for n in range(NR):
+                s = 0.0
+                for k in range(K):
+                    s += A[k * aks] * Bp[q * bps + k * ldb + n]
+                C[q * NR + n] = s + (C[q * NR + n] if accum else 0.0)
+
+    return row
+
+
+def _loop_transpose(n: int):
+    """The n x n block transpose as a plain loop (fallback)."""
+    from numba import carray
+
+    def tr(src, lds, dst, ldd):
+        S = carray(src, ((n - 1) * lds + n,))
+        D = carray(dst, ((n - 1) * ldd + n,))
+        for r in range(n):
+            for c in range(n):
+                D[c * ldd + r] = S[r * lds + c]
+
+    return tr
+
+
 try:
     if os.environ.get("LONGSHORT_TILES") == "fallback":  # for testing the fallback path
         raise RuntimeError("LONGSHORT_TILES=fallback")
@@ -214,6 +375,8 @@ for _name, _addr in _ADDRS.items():
 
 _S = [types.ExternalFunction(f"longshort_tile_s{m}", _SIG["s"]) for m in range(1, MR["s"] + 1)]
 _D = [types.ExternalFunction(f"longshort_tile_d{m}", _SIG["d"]) for m in range(1, MR["d"] + 1)]
+_RS = [types.ExternalFunction(f"longshort_row_s{n}", _RSIG) for n in range(1, NP["s"] + 1)]
+_RD = [types.ExternalFunction(f"longshort_row_d{n}", _RSIG) for n in range(1, NP["d"] + 1)]
 
 
 def _dispatch(fns):
@@ -245,6 +408,76 @@ def _dispatch(fns):
 _tile_s, _tile_d = _dispatch(_S), _dispatch(_D)
 
 
+def _dispatch_row(fns):
+    """A compiled row(npan, ...) that calls the npan-panel one-row product of `fns`."""
+    f1, f2, f3, f4 = fns + fns[-1:] * (4 - len(fns))  # padding is never called
+
+    @njit(inline="always")
+    def row(npan, K, a, aks, b, ldb, bps, c, acc):
+        if npan == 4:
+            f4(K, a, aks, b, ldb, bps, c, acc)
+        elif npan == 3:
+            f3(K, a, aks, b, ldb, bps, c, acc)
+        elif npan == 2:
+            f2(K, a, aks, b, ldb, bps, c, acc)
+        else:
+            f1(K, a, aks, b, ldb, bps, c, acc)
+
+    return row
+
+
+_row_s, _row_d = _dispatch_row(_RS), _dispatch_row(_RD)
+_TR = {"s": types.ExternalFunction("longshort_tr_s", _TSIG),
+       "d": types.ExternalFunction("longshort_tr_d", _TSIG)}  # fmt: skip
+
+
+def transpose_into(A, a_off, lda, rows, cols, D, d_off, ldd):
+    """D[d_off + c ldd + r] = A[a_off + r lda + c] for r < rows, c < cols (compiled code only):
+    the transposing copy in blocks of 16 x 16 (float32) or 8 x 8 (float64) vector shuffles
+    (NumPy's strided copy took 63 us for a (512, 128) float32 matrix), the edges element-wise."""
+    raise NotImplementedError("only callable from compiled code")  # pragma: no cover
+
+
+@overload(transpose_into)
+def _transpose_into_ov(A, a_off, lda, rows, cols, D, d_off, ldd):
+    _check_arrays(A, D)
+    f32 = A.dtype == types.float32
+    tr, n, size = (_TR["s"], _LANES["s"], 4) if f32 else (_TR["d"], _LANES["d"], 8)
+
+    def impl(A, a_off, lda, rows, cols, D, d_off, ldd):
+        a, d = A.ravel(), D.ravel()  # C-contiguous (checked): views
+        a0, d0 = A.ctypes.data + a_off * size, D.ctypes.data + d_off * size
+        rf, cf = rows - rows % n, cols - cols % n
+        for r0 in range(0, rf, n):
+            for c0 in range(0, cf, n):
+                tr(a0 + (r0 * lda + c0) * size, lda, d0 + (c0 * ldd + r0) * size, ldd)
+        for r in range(rows):  # the edges
+            for c in range(cf if r < rf else 0, cols):
+                d[d_off + c * ldd + r] = a[a_off + r * lda + c]
+
+    return impl
+
+
+@njit(nogil=True, cache=True)
+def transpose(a):
+    """a (N, K) C-contiguous -> a.T as a new C-contiguous (K, N) array."""
+    N, K = a.shape
+    out = np.empty((K, N), a.dtype)
+    transpose_into(a, 0, K, N, K, out, 0, N)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def pack_t(w):
+    """w (N, K) C-contiguous -> pack(w.T): (N // 32, K, 32) panels of w^T, without forming w^T."""
+    N, K = w.shape
+    P = N // NR
+    out = np.empty((P, K, NR), w.dtype)
+    for p in range(P):
+        transpose_into(w, p * NR * K, K, NR, K, out, p * K * NR, NR)
+    return out
+
+
 def tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb):
     """C[M, N] = A[M, K] @ B[K, N] + beta C with the tiles (compiled code only).
 
@@ -263,6 +496,7 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
     _check_arrays(A, B, C)  # raw addresses: one dtype, C-contiguous, or a compile-time error
     f32 = A.dtype == types.float32
     tile, mr_max, size = (_tile_s, MR["s"], 4) if f32 else (_tile_d, MR["d"], 8)
+    row, np_max = (_row_s, NP["s"]) if f32 else (_row_d, NP["d"])
 
     def impl(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, kb):
         P = N // NR
@@ -272,6 +506,11 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
             kn = min(kb, K - k0)
             acc = np.int32(1 if beta != 0 or k0 > 0 else 0)
             ak, bk = a0 + k0 * aks * size, b0 + k0 * ldb * size
+            if M == 1:  # one row: several panels at once (the row kernels)
+                for p in range(0, P, np_max):
+                    row(min(np_max, P - p), kn, ak, aks, bk + p * bps * size, ldb, bps,
+                        c0 + p * NR * size, acc)  # fmt: skip
+                continue
             for r0 in range(0, M, mr_max):  # rows outside: a tile's rows of A stay in L1
                 mr = min(mr_max, M - r0)
                 for p in range(P):
@@ -286,6 +525,17 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
                      B, b_off + P * NR, ldb, beta, C, c_off + P * NR, ldc)  # fmt: skip
 
     return impl
+
+
+@njit(nogil=True, cache=True)
+def pgemm_nt(M, N, K, A, a_off, lda, Wp, W, beta, C, c_off, ldc):
+    """C[M, N] = A[M, K] @ W[N, K]^T + beta C with Wp = pack_t(W): the full panels from Wp, the
+    rows of W that do not fill one through BLAS. A row-major (lda)."""
+    P = N // NR
+    tgemm(M, P * NR, K, A, a_off, lda, 1, Wp, 0, NR, NR * K, beta, C, c_off, ldc, K)
+    if N > P * NR:
+        gemm(NO_TRANS, TRANS, M, N - P * NR, K, A, a_off, lda,
+             W, P * NR * K, K, beta, C, c_off + P * NR, ldc)  # fmt: skip
 
 
 @njit(nogil=True, cache=True)

@@ -29,8 +29,8 @@ from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._tiles import tgemm
-from .lstm import _NO_T, _c, _contig, _cores, _lens
+from ._tiles import tgemm, transpose
+from .lstm import _c, _contig, _cores, _lens
 
 # As in _lstm_loops.py: loops run from 0 over views, one output array per loop, no float literals.
 
@@ -194,7 +194,7 @@ def gru_forward(x, h0, weights, lengths=None, need_cache=True):
     B, T, I = x.shape
     w = _contig(weights, dt)
     H = w.w_hh.shape[1]
-    wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 3H)
+    wt_hh = transpose(w.w_hh) if B > 1 else np.empty((0, 0), dt)  # (H, 3H)
     mask = None if lengths is None else step_mask(lengths, B, T)
     g = np.empty((B, T, 3 * H), dt)  # (B, T, 3H) input projections, then gates
     S = T + 1 if need_cache else 2  # keep every state, or a ring of two

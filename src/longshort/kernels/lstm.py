@@ -35,7 +35,7 @@ import numpy as np
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
 from ._lstm_loops import _backward_one, _backward_par, _forward_one, _forward_par, _step
-from ._tiles import pack
+from ._tiles import pack, pack_t
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
 
@@ -72,7 +72,6 @@ def _cores(B: int, H: int):
         yield 1
 
 
-_NO_T = {"f": np.empty((0, 0), np.float32), "d": np.empty((0, 0), np.float64)}  # "no transpose"
 _NO_P = {"f": np.empty((0, 0, 32), np.float32), "d": np.empty((0, 0, 32), np.float64)}  # no panels
 
 
@@ -113,10 +112,10 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
     fused = B > 1  # x_t W_ih^T computed step by step with the tiles, beside h_{t-1} W_hh^T
-    wt_ih = np.ascontiguousarray(w.w_ih.T) if B * T >= 16 or fused else _NO_T[dt.char]  # (I, 4H)
-    wp_ih = pack(wt_ih) if fused else _NO_P[dt.char]  # (4H // 32, I, 32) panels
-    wt_hh = np.ascontiguousarray(w.w_hh.T) if B > 1 else _NO_T[dt.char]  # (H, 4H)
-    wp_hh = pack(wt_hh) if B > 1 else _NO_P[dt.char]  # (4H // 32, H, 32) panels
+    # panels of W^T for the tiles (_tiles.pack_t: 9 us at (512, 128)); a short single row uses
+    # BLAS on W itself
+    wp_ih = pack_t(w.w_ih) if fused or T >= 16 else _NO_P[dt.char]  # (4H // 32, I, 32)
+    wp_hh = pack_t(w.w_hh) if B > 1 or T >= 8 else _NO_P[dt.char]  # (4H // 32, H, 32)
     mask = None if lengths is None else step_mask(lengths, B, T)
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
     z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
@@ -125,7 +124,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     hbuf[:, 0], cbuf[:, 0] = state0
     tbuf = np.empty((B, T if need_cache else 1, H), dt)
     y = np.empty((B, T, H), dt)
-    args = (x, w.w_ih, wt_ih, wp_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
+    args = (x, w.w_ih, wp_ih, fused, w.b_ih + w.b_hh, w.w_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
     args += (_lens(mask, B, T),)
     with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
         if chunks == 1:
@@ -152,7 +151,7 @@ def lstm_backward(dy, dstate, cache):
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
     dz = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) gradient w.r.t. pre-activations
     dx = np.empty((B, T, I), dt)
-    wp_hh = pack(w.w_hh) if B > 1 else _NO_P[dt.char]  # (H // 32, 4H, 32) panels
+    wp_hh = pack(w.w_hh) if B > 1 or T >= 8 else _NO_P[dt.char]  # (H // 32, 4H, 32) panels
     args = (dy, has_dy, gates, hs, cs, tcs, w.w_hh, wp_hh, _lens(mask, B, T), dh, dc, dz)
     args += (np.empty((B, H), dt), x, w.w_ih, dx)
     with _cores(B, H) as chunks:

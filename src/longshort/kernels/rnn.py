@@ -24,7 +24,7 @@ from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, tanh_
 from ._lstm_loops import weight_grads
-from ._tiles import tgemm
+from ._tiles import tgemm, transpose
 from .lstm import _c, _contig, _cores, _lens
 
 
@@ -159,7 +159,7 @@ def rnn_forward(x, h0, weights, lengths=None, need_cache=True, *, nonlinearity="
     hbuf = np.empty((B, S, H), dt)  # (B, S, H) carried states
     hbuf[:, 0] = h0
     y = np.empty((B, T, H), dt)
-    wt_hh = np.ascontiguousarray(w.w_hh.T)  # (H, H) for the NN product
+    wt_hh = transpose(w.w_hh)  # (H, H) for the NN product
     args = (x, w.w_ih, w.b_ih + w.b_hh, w.w_hh, wt_hh, z, hbuf, y, _lens(mask, B, T), relu)
     with _cores(B, H) as chunks:
         if chunks == 1:
