@@ -101,6 +101,35 @@ def test_pgemm_nt_against_the_untransposed_weights(dtype, M, K, N):
         assert _rel(C, A.astype(np.float64) @ W.T + beta * C0) < TOL[dtype] * np.sqrt(K)
 
 
+@njit(**JIT)
+def _pgemv_both(N, K, a, Wg, W, Bg, B, beta, C1, C2):
+    _tiles.pgemv_nt(N, K, a, 0, Wg, W, beta, C1, 0)
+    _tiles.pgemv(N, K, a, 0, Bg, B, beta, C2, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N,K", [(512, 128), (100, 9), (44, 11), (160, 7), (20, 5), (288, 33)])
+def test_one_row_layout_products(dtype, N, K):
+    """A batch of one: a @ W^T and a @ B over pack_rows_t / pack_rows groups (1-4 panels per
+    group, a partial last group) plus the columns past the last panel through BLAS."""
+    rng = np.random.default_rng(N + K)
+    a, W = rng.standard_normal(K).astype(dtype), rng.standard_normal((N, K)).astype(dtype)
+    B = np.ascontiguousarray(W.T)  # (K, N): both products are a @ W^T
+    C0 = rng.standard_normal(N).astype(dtype)
+    ref = a.astype(np.float64) @ W.T
+    for beta in (0.0, 1.0):
+        C1, C2 = C0.copy(), C0.copy()
+        _pgemv_both(N, K, a, _tiles.pack_rows_t(W), W, _tiles.pack_rows(B), B, beta, C1, C2)
+        for C in (C1, C2):
+            assert _rel(C, ref + beta * C0) < TOL[dtype] * np.sqrt(K)
+    g = _tiles.pack_rows(B)
+    assert g.shape[2] == (128 if dtype == np.float32 else 64)
+    valid = N // 32 * 32
+    if valid:  # group g holds columns g nr .. g nr + nr - 1
+        flat_t = np.concatenate(list(_tiles.pack_rows_t(W)), axis=1)[:, :valid]
+        assert np.array_equal(flat_t, B[:, :valid])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 5), (7, 3), (16, 16), (37, 53), (512, 128), (96, 7)])
 def test_transpose_and_pack_t_are_exact(dtype, shape):

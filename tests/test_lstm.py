@@ -163,3 +163,25 @@ def test_interlayer_dropout_gradient_by_finite_differences():
     assert rel_error(dx, numerical_grad(loss, x)) < 1e-6
     for name, p in layer.named_parameters():
         assert rel_error(p.grad, numerical_grad(loss, p.data)) < 1e-6, name
+
+
+@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("B,T", [(1, 1), (1, 30), (3, 1), (4, 12)])
+def test_plain_inference_call_matches_torch(impl, B, T):
+    """layer(x, need_cache=False) on one plain layer from a zero state takes a short path
+    (nn/lstm.py): same outputs and final state as torch.nn.LSTM, no cache left behind."""
+    layer = ls.nn.LSTM(5, 40, seed=3, impl=impl)  # 4H = 160: five panels, one-row groups 4 + 1
+    tl = torch.nn.LSTM(5, 40, batch_first=True)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            getattr(tl, name).copy_(torch.from_numpy(p.data))
+    x = np.random.default_rng(B * T).standard_normal((B, T, 5)).astype(np.float32)
+    y, (h, c) = layer(x, need_cache=False)
+    with torch.no_grad():
+        ty, (th, tc) = tl(torch.from_numpy(x))
+    for a, b in ((y, ty), (h, th), (c, tc)):
+        assert a.shape == tuple(b.shape) and np.abs(a - b.numpy()).max() < 2e-6
+    with pytest.raises(RuntimeError, match="need_cache=True"):
+        layer.backward(np.ones_like(y))
+    with pytest.raises(ValueError, match="NaN"):
+        layer(np.full((B, T, 5), np.nan, np.float32), need_cache=False)

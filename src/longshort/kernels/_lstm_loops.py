@@ -12,7 +12,7 @@ from numba import njit, prange
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._tiles import pgemm, pgemm_nt, tgemm
+from ._tiles import NR, pgemm, pgemm_nt, pgemv, pgemv_nt, tgemm
 
 # Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
 # proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
@@ -51,9 +51,9 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
 
     fused: each step computes z_t = x_t W_ih^T + h_{t-1} W_hh^T (no (B, T, 4H) buffer to write
     and read back: z may be a single step, Tz = 1, without a cache); otherwise z already holds
-    x W_ih^T. wp_ih, wp_hh = _tiles.pack_t(W): panels of W^T for the tiles (one row: the row
-    kernels, 1.1 us a step faster than OpenBLAS's gemv at H = 128); wp (0, 0, 32) when not
-    worth packing (a short single row: gemv on W).
+    x W_ih^T. wp_ih, wp_hh = _tiles.pack_t(W): panels of W^T for the tiles; for a batch of one
+    wp_hh = _tiles.pack_rows_t(W_hh), the one-row layout (1.6 us a step at H = 128 against
+    OpenBLAS's gemv 3.4); (0, 0, 32) when not worth packing (a short single row: gemv on W).
     hbuf, cbuf (B, S, H) with S = T+1 (keep every state) or 2 (ring); tbuf (B, T or 1, H).
     """
     T, I = x.shape[1], x.shape[2]
@@ -65,7 +65,9 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
         zo = (b0 * Tz + tz) * G
         if fused:
             pgemm_nt(nb, G, I, x, (b0 * T + t) * I, T * I, wp_ih, w_ih, 0.0, z, zo, Tz * G)
-        if packed:
+        if packed and wp_hh.shape[2] != NR:  # the one-row layout (_tiles.pack_rows_t)
+            pgemv_nt(G, H, hbuf, (b0 * S + tp) * H, wp_hh, w_hh, 1.0, z, zo)
+        elif packed:
             pgemm_nt(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, wp_hh, w_hh, 1.0, z, zo, Tz * G)
         else:
             gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
@@ -137,8 +139,8 @@ def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
 @njit(**JIT)
 def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp, b0, b1):
     """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written.
-    wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh (one row: the row
-    kernels), or (0, 0, 32) for a short single row (gemv)."""
+    wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh; for a batch of one
+    _tiles.pack_rows(W_hh), or (0, 0, 32) for a short one (gemv)."""
     B, T, G = gates.shape
     H, nb = G // 4, b1 - b0
     full = True
@@ -158,6 +160,8 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
             _dz_row(dz[r, t], gates[r, t], tcs[r, t], cs[r, t], dhb, dc[r], H)
         if wp_hh.shape[1] == 0:  # a short single row: gemv on W_hh
             gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * G, 0.0, out, b0 * H)
+        elif wp_hh.shape[2] != NR:  # a batch of one: the one-row layout (_tiles.pack_rows)
+            pgemv(H, G, dz, (b0 * T + t) * G, wp_hh, w_hh, 0.0, out, b0 * H)
         else:
             pgemm(nb, H, G, dz, (b0 * T + t) * G, T * G, wp_hh,
                   w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip

@@ -35,7 +35,7 @@ import numpy as np
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
 from ._lstm_loops import _backward_one, _backward_par, _forward_one, _forward_par, _step
-from ._tiles import pack, pack_t
+from ._tiles import pack, pack_rows, pack_rows_t, pack_t
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
 
@@ -115,7 +115,10 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     # panels of W^T for the tiles (_tiles.pack_t: 9 us at (512, 128)); a short single row uses
     # BLAS on W itself
     wp_ih = pack_t(w.w_ih) if fused or T >= 16 else _NO_P[dt.char]  # (4H // 32, I, 32)
-    wp_hh = pack_t(w.w_hh) if B > 1 or T >= 8 else _NO_P[dt.char]  # (4H // 32, H, 32)
+    if B > 1:
+        wp_hh = pack_t(w.w_hh)  # (4H // 32, H, 32)
+    else:  # a batch of one: the one-row layout, or gemv on W_hh for a few steps
+        wp_hh = pack_rows_t(w.w_hh) if T >= 8 else _NO_P[dt.char]
     mask = None if lengths is None else step_mask(lengths, B, T)
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
     z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
@@ -151,7 +154,10 @@ def lstm_backward(dy, dstate, cache):
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
     dz = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) gradient w.r.t. pre-activations
     dx = np.empty((B, T, I), dt)
-    wp_hh = pack(w.w_hh) if B > 1 or T >= 8 else _NO_P[dt.char]  # (H // 32, 4H, 32) panels
+    if B > 1:
+        wp_hh = pack(w.w_hh)  # (H // 32, 4H, 32) panels
+    else:
+        wp_hh = pack_rows(w.w_hh) if T >= 8 else _NO_P[dt.char]
     args = (dy, has_dy, gates, hs, cs, tcs, w.w_hh, wp_hh, _lens(mask, B, T), dh, dc, dz)
     args += (np.empty((B, H), dt), x, w.w_ih, dx)
     with _cores(B, H) as chunks:
