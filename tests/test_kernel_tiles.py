@@ -194,20 +194,33 @@ layer = ls.nn.LSTM(5, 64, seed=0)  # B * H = 2048: two batch chunks, so pin_chun
 x = np.random.default_rng(0).standard_normal((32, 6, 5)).astype(np.float32)
 y, _ = layer(x)
 layer.backward(np.ones_like(y))
-print(_affinity.ENABLED, float(np.abs(y).sum()), float(layer.weight_hh_l0.grad.sum()))
+from longshort.kernels import _threads
+import numba
+print(_affinity.ENABLED, _threads.LAYER, numba.threading_layer(), float(np.abs(y).sum()),
+      float(layer.weight_hh_l0.grad.sum()))
 """
 
 
-def test_thread_pinning_gives_the_same_numbers():
-    """LONGSHORT_PIN=1 binds each batch chunk's thread to its own CPU (kernels/_affinity.py):
-    the kernels' results must not change, pinned or not."""
+def test_threading_layers_and_pinning_give_the_same_numbers():
+    """The batch chunks run on Numba's TBB layer when the tbb wheel is installed, else on
+    workqueue (kernels/_threads.py); LONGSHORT_PIN=1 binds workqueue's chunk threads to their own
+    CPUs (kernels/_affinity.py). The kernels' results must not change with either."""
     outs = []
-    for pin in ("1", "0"):
-        env = dict(os.environ, LONGSHORT_PIN=pin, NUMBA_NUM_THREADS="2")
+    for threads, pin in (("workqueue", "1"), ("workqueue", "0"), ("", "1")):
+        env = dict(os.environ, LONGSHORT_PIN=pin, LONGSHORT_THREADS=threads, NUMBA_NUM_THREADS="2")
+        env.pop("NUMBA_THREADING_LAYER", None)
         r = subprocess.run([sys.executable, "-c", PIN], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout.split())
-    assert outs[0][1:] == outs[1][1:]
-    assert outs[1][0] == "False"
+    assert outs[0][3:] == outs[1][3:] == outs[2][3:]
+    assert outs[0][1:3] == outs[1][1:3] == ["workqueue", "workqueue"]
+    assert outs[1][0] == "False" and outs[2][0] == "False"  # pinning: workqueue only
     if sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1:
         assert outs[0][0] == "True"
+    try:
+        import importlib.metadata
+
+        importlib.metadata.version("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    assert outs[2][1:3] == ["tbb", "tbb"]  # the wheel is installed: its layer is used

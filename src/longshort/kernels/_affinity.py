@@ -9,8 +9,9 @@ may use (as the main thread's affinity says, so `taskset` and cgroup limits are 
 pinned, no call started two chunks on one core and the median fell from 3.6-5.1 to 3.4 ms.
 
 Opt-in, with LONGSHORT_PIN=1 (read once, at import; like OMP_PROC_BIND for OpenMP), and only
-with Numba's workqueue layer (kernels/lstm.py's default), whose worker threads run every chunk: in A/B runs of whole processes the
-pinned kernels were faster in most but not all (the VM's own noise is as large), and a pinned
+with Numba's workqueue layer (_threads.py's fallback), whose worker threads run every chunk: in
+A/B runs of whole processes the pinned kernels were faster in most but not all (the VM's own
+noise is as large), and a pinned
 thread cannot move away from a core that another job is using. Linux only (glibc's
 sched_getaffinity / sched_setaffinity, looked up by name and registered for the compiled code as
 _blas.py does for BLAS); otherwise the functions are no-ops and the scheduler decides.
@@ -25,6 +26,8 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import cfunc, njit, types
 
+from . import _threads
+
 _WORDS = 16  # 1024 CPUs in a cpu_set_t-sized mask
 _SIGS = {
     "getaffinity": types.int32(types.int32, types.uint64, types.uint64),
@@ -36,7 +39,7 @@ _SIGS = {
 def _libc_addresses() -> dict[str, int]:
     if os.environ.get("LONGSHORT_PIN", "0") != "1":
         return {}
-    if os.environ.get("NUMBA_THREADING_LAYER", "workqueue") != "workqueue":
+    if _threads.LAYER != "workqueue":
         return {}  # omp / tbb run chunk 0 on the calling thread: never pin the user's thread
     try:
         libc = ctypes.CDLL("libc.so.6")

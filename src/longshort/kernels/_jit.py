@@ -26,7 +26,10 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from . import _memory  # noqa: F401  (reuse freed work buffers: see _memory.py)
+from . import (
+    _memory,  # noqa: F401  (reuse freed work buffers: see _memory.py)
+    _threads,  # noqa: F401  (Numba's threading layer: see _threads.py)
+)
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, dgemv, sgemm, sgemv
 
 JIT = dict(nogil=True, cache=True, fastmath=True, error_model="numpy")

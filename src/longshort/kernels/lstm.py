@@ -26,7 +26,6 @@ Rows past their length keep their state, output 0 and pass gradients through unc
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 import numba
@@ -39,12 +38,7 @@ from ._tiles import pack, pack_rows, pack_rows_t, pack_t
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # Numba's OpenMP layer took ~16 ms to start each parallel region on the 2-core test machine;
-    # the workqueue layer ~0.1 ms. It applies to the whole process, so a user's explicit choice
-    # (the environment variable) wins. (workqueue does not run two parallel regions at once.)
-    numba.config.THREADING_LAYER = "workqueue"
-_PARALLEL = threading.Lock()  # one parallel region at a time; other threads run serially
+_PARALLEL = threading.Lock()  # one parallel region at a time (_threads.py picks the layer)
 
 
 # --- Python entry points, same signatures as ops.lstm -------------------------------------------

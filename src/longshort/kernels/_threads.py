@@ -1,0 +1,58 @@
+"""Which of Numba's threading layers runs the batch chunks of the parallel kernels.
+
+The fused kernels split the batch into one chunk per thread (`prange`), one parallel region per
+forward or backward. On the 2-core test VM, (32, 100, 32, 128) float32, 60 calls each:
+    layer       forward median (p25-p75)    backward median (p25-p75)
+    workqueue   2.8-3.4 ms (2.6-4.6)        6.7-7.1 ms (5.4-10.2)
+    tbb         2.0-2.1 ms (2.0-2.2)        4.3-5.0 ms (4.2-5.1)
+(two runs each, interleaved; benchmarks/README.md). Workqueue's idle workers wait in 1 us
+sleeps, which Linux stretches to tens of microseconds, and the calling thread only waits, so
+three threads share two cores; TBB's calling thread runs a chunk itself and its workers spin
+briefly before sleeping. TBB is also the layer Numba documents as thread- and fork-safe.
+
+So: TBB when the `tbb` wheel is installed (a dependency on Linux x86-64; its library sits in the
+environment's lib/, which the dynamic linker does not search, so it is loaded by path first),
+else workqueue (OpenMP took ~16 ms to start each region here). A user's NUMBA_THREADING_LAYER
+wins; LONGSHORT_THREADS=workqueue forces the fallback (tests compare both).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import logging
+import os
+import sys
+
+import numba
+
+log = logging.getLogger(__name__)
+
+
+def _load_tbb() -> bool:
+    """Make Numba's TBB layer loadable in this process; True on success."""
+    paths = []
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        paths += sorted(glob.glob(os.path.join(prefix, "lib", "libtbb.so.12*")))
+    try:
+        if paths:
+            ctypes.CDLL(paths[0], mode=ctypes.RTLD_GLOBAL)
+        from numba.np.ufunc import tbbpool  # noqa: F401  (fails when libtbb is not found)
+    except (OSError, ImportError) as e:
+        log.debug("TBB threading layer unavailable: %s", e)
+        return False
+    return True
+
+
+def choose() -> str:
+    """Set numba.config.THREADING_LAYER (unless the user did) and return the layer's name."""
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return os.environ["NUMBA_THREADING_LAYER"]
+    if os.environ.get("LONGSHORT_THREADS", "").lower() != "workqueue" and _load_tbb():
+        numba.config.THREADING_LAYER = "tbb"
+    else:
+        numba.config.THREADING_LAYER = "workqueue"
+    return numba.config.THREADING_LAYER
+
+
+LAYER = choose()
