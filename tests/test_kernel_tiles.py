@@ -224,3 +224,34 @@ def test_threading_layers_and_pinning_give_the_same_numbers():
     except importlib.metadata.PackageNotFoundError:
         return
     assert outs[2][1:3] == ["tbb", "tbb"]  # the wheel is installed: its layer is used
+
+
+def test_tile_object_cache_is_checked_and_rebuilt(tmp_path):
+    """The tiles' machine code is cached in kernels/__pycache__ with a SHA-256 trailer; a damaged
+    file is ignored (the IR is compiled again and the file rewritten), results unchanged."""
+    import glob
+
+    if _tiles.BACKEND != "llvm-ir tiles":
+        pytest.skip("the IR tiles did not compile here")
+    cache_dir = os.path.join(os.path.dirname(_tiles.__file__), "__pycache__")
+    files = glob.glob(os.path.join(cache_dir, "_tiles.*.o"))
+    if not files or not os.access(cache_dir, os.W_OK):
+        pytest.skip("no writable tile cache")
+    env = dict(os.environ, LONGSHORT_TILES="native")
+    for damage in (True, False):
+        if damage:
+            for f in files:
+                with open(f, "r+b") as fh:
+                    fh.seek(64)
+                    fh.write(b"damaged")
+        r = subprocess.run(
+            [sys.executable, "-c", FALLBACK], env=env, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[-1] == "tiles"
+    import hashlib
+
+    newest = max(glob.glob(os.path.join(cache_dir, "_tiles.*.o")), key=os.path.getmtime)
+    with open(newest, "rb") as fh:
+        data = fh.read()
+    assert hashlib.sha256(data[:-32]).digest() == data[-32:]  # rewritten whole
