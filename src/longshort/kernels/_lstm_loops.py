@@ -12,7 +12,7 @@ from numba import njit, prange
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._tiles import NR, pgemm, pgemm_nt, pgemv, pgemv_nt, tgemm
+from ._tiles import NR, pgemm, pgemm_nt, pgemv, pgemv_nt, prefetch, tgemm
 
 # Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
 # proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
@@ -152,6 +152,12 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
             if t >= lens[r]:
                 dz[r, t] = 0.0
                 continue
+            if t > 0:  # this row's next (earlier) step, while this one computes
+                prefetch(gates, (r * T + t - 1) * G, G)
+                prefetch(tcs, (r * T + t - 1) * H, H)
+                prefetch(cs, (r * (T + 1) + t - 1) * H, H)
+                if has_dy:
+                    prefetch(dy, (r * T + t - 1) * H, H)
             dhb = dh[r]
             if has_dy:
                 dyr = dy[r, t]

@@ -256,6 +256,25 @@ def _transpose_ir(kind: str) -> str:
     return "\n".join(out)
 
 
+_PREFETCH_IR = """
+define void @longshort_prefetch(ptr %p, i64 %nbytes) nounwind {
+entry:
+  %any = icmp sgt i64 %nbytes, 0
+  br i1 %any, label %loop, label %exit
+loop:
+  %off = phi i64 [0, %entry], [%next, %loop]
+  %q = getelementptr i8, ptr %p, i64 %off
+  call void @llvm.prefetch.p0(ptr %q, i32 0, i32 3, i32 1)
+  %next = add i64 %off, 64
+  %more = icmp slt i64 %next, %nbytes
+  br i1 %more, label %loop, label %exit
+exit:
+  ret void
+}
+declare void @llvm.prefetch.p0(ptr, i32, i32, i32)
+"""
+
+
 def _module_ir() -> str:
     decls = [
         "declare <16 x float> @llvm.fmuladd.v16f32(<16 x float>, <16 x float>, <16 x float>)",
@@ -264,7 +283,7 @@ def _module_ir() -> str:
     tiles = [_tile_ir(kind, mr) for kind in "sd" for mr in range(1, MR[kind] + 1)]
     rows = [_row_ir(kind, n) for kind in "sd" for n in range(1, NP[kind] + 1)]
     trs = [_transpose_ir(kind) for kind in "sd"]
-    return "\n".join(tiles + rows + trs + decls) + "\n"
+    return "\n".join(tiles + rows + trs + decls) + "\n" + _PREFETCH_IR
 
 
 _I, _P = types.int64, types.uint64
@@ -272,7 +291,7 @@ _SIG = {kind: types.void(_I, _P, _I, _I, _P, _I, _P, _I, types.int32) for kind i
 _RSIG = types.void(_I, _P, _I, _P, _I, _I, _P, types.int32)  # the one-row products
 _NAMES = [f"longshort_tile_{k}{m}" for k in "sd" for m in range(1, MR[k] + 1)]
 _NAMES += [f"longshort_row_{k}{n}" for k in "sd" for n in range(1, NP[k] + 1)]
-_NAMES += ["longshort_tr_s", "longshort_tr_d"]
+_NAMES += ["longshort_tr_s", "longshort_tr_d", "longshort_prefetch"]
 _TSIG = types.void(_P, _I, _P, _I)  # the block transposes
 
 
@@ -344,6 +363,7 @@ def _fallback_tiles() -> dict[str, int]:
             out[f"longshort_row_{kind}{n}"] = cfunc(rsig)(_loop_row(n)).address
         tsig = types.void(p, _I, p, _I)
         out[f"longshort_tr_{kind}"] = cfunc(tsig)(_loop_transpose(_LANES[kind])).address
+    out["longshort_prefetch"] = cfunc(types.void(_P, _I))(lambda p, n: None).address
     return out
 
 
@@ -464,6 +484,17 @@ def _dispatch_row(fns):
 
 
 _row_s, _row_d = _dispatch_row(_RS), _dispatch_row(_RD)
+_prefetch = types.ExternalFunction("longshort_prefetch", types.void(_P, _I))
+
+
+@njit(inline="always")
+def prefetch(a, off, n):
+    """Ask the CPU to bring a[off : off + n] (a C-contiguous) towards L1, 64 bytes at a time: the
+    backward pass walks 4 arrays per batch row backwards in time, more streams than the hardware
+    prefetcher follows."""
+    _prefetch(a.ctypes.data + off * a.itemsize, n * a.itemsize)
+
+
 _TR = {"s": types.ExternalFunction("longshort_tr_s", _TSIG),
        "d": types.ExternalFunction("longshort_tr_d", _TSIG)}  # fmt: skip
 
