@@ -227,31 +227,27 @@ def test_threading_layers_and_pinning_give_the_same_numbers():
 
 
 def test_tile_object_cache_is_checked_and_rebuilt(tmp_path):
-    """The tiles' machine code is cached in kernels/__pycache__ with a SHA-256 trailer; a damaged
-    file is ignored (the IR is compiled again and the file rewritten), results unchanged."""
+    """The tiles' machine code is cached (here in LONGSHORT_TILE_CACHE) with a SHA-256 trailer; a
+    damaged file is ignored (the IR is compiled again and the file rewritten), results unchanged."""
     import glob
+    import hashlib
 
     if _tiles.BACKEND != "llvm-ir tiles":
         pytest.skip("the IR tiles did not compile here")
-    cache_dir = os.path.join(os.path.dirname(_tiles.__file__), "__pycache__")
-    files = glob.glob(os.path.join(cache_dir, "_tiles.*.o"))
-    if not files or not os.access(cache_dir, os.W_OK):
-        pytest.skip("no writable tile cache")
-    env = dict(os.environ, LONGSHORT_TILES="native")
-    for damage in (True, False):
+    env = dict(os.environ, LONGSHORT_TILES="native", LONGSHORT_TILE_CACHE=str(tmp_path))
+    (tmp_path / "_tiles.0123.o").write_bytes(b"an older key's file")
+    for damage in (False, True, False):
         if damage:
-            for f in files:
-                with open(f, "r+b") as fh:
-                    fh.seek(64)
-                    fh.write(b"damaged")
+            (f,) = glob.glob(str(tmp_path / "_tiles.*.o"))
+            with open(f, "r+b") as fh:
+                fh.seek(64)
+                fh.write(b"damaged")
         r = subprocess.run(
             [sys.executable, "-c", FALLBACK], env=env, capture_output=True, text=True
         )
         assert r.returncode == 0, r.stderr
         assert r.stdout.split()[-1] == "tiles"
-    import hashlib
-
-    newest = max(glob.glob(os.path.join(cache_dir, "_tiles.*.o")), key=os.path.getmtime)
-    with open(newest, "rb") as fh:
-        data = fh.read()
-    assert hashlib.sha256(data[:-32]).digest() == data[-32:]  # rewritten whole
+        files = glob.glob(str(tmp_path / "_tiles.*"))
+        assert len(files) == 1 and files[0].endswith(".o")  # no stale keys, no .tmp left
+        data = open(files[0], "rb").read()
+        assert hashlib.sha256(data[:-32]).digest() == data[-32:]  # whole, rewritten if damaged

@@ -10,9 +10,9 @@ sleeps, which Linux stretches to tens of microseconds, and the calling thread on
 three threads share two cores; TBB's calling thread runs a chunk itself and its workers spin
 briefly before sleeping. TBB is also the layer Numba documents as thread- and fork-safe.
 
-So: TBB when the `tbb` wheel is installed (a dependency on Linux x86-64; its library sits in the
-environment's lib/, which the dynamic linker does not search, so it is loaded by path first),
-else workqueue (OpenMP took ~16 ms to start each region here). A user's NUMBA_THREADING_LAYER
+So: TBB when the `tbb` wheel is installed (the `tbb` extra, which `make demo` and `make test`
+install; its library sits in the environment's lib/, which the dynamic linker does not search,
+so it is loaded by path first) and is 2021.6 or newer, else workqueue (OpenMP took ~16 ms to start each region here). A user's NUMBA_THREADING_LAYER
 wins; LONGSHORT_THREADS=workqueue forces the fallback (tests compare both).
 """
 
@@ -29,16 +29,24 @@ import numba
 log = logging.getLogger(__name__)
 
 
+TBB_MIN_INTERFACE = 12060  # TBB 2021.6, the oldest Numba's TBB layer accepts
+
+
 def _load_tbb() -> bool:
-    """Make Numba's TBB layer loadable in this process; True on success."""
+    """Make Numba's TBB layer loadable in this process; True on success. Checks the version as
+    Numba's launch would: naming the layer explicitly turns a failed check there into an error
+    on every parallel call instead of a fallback."""
     paths = []
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
         paths += sorted(glob.glob(os.path.join(prefix, "lib", "libtbb.so.12*")))
     try:
-        if paths:
-            ctypes.CDLL(paths[0], mode=ctypes.RTLD_GLOBAL)
+        lib = ctypes.CDLL(paths[0] if paths else "libtbb.so.12", mode=ctypes.RTLD_GLOBAL)
+        version = lib.TBB_runtime_interface_version
+        version.argtypes, version.restype = [], ctypes.c_int
+        if version() < TBB_MIN_INTERFACE:
+            raise ImportError(f"TBB interface {version()} < {TBB_MIN_INTERFACE} (TBB 2021.6)")
         from numba.np.ufunc import tbbpool  # noqa: F401  (fails when libtbb is not found)
-    except (OSError, ImportError) as e:
+    except (OSError, ImportError, AttributeError) as e:
         log.debug("TBB threading layer unavailable: %s", e)
         return False
     return True

@@ -45,6 +45,7 @@ instead of 3.9 at (2048, 512)): the forward packs W_ih^T and W_hh^T on every cal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -313,28 +314,55 @@ def _compile_native() -> tuple[object, dict[str, int]]:
     return engine, {n: engine.get_function_address(n) for n in _NAMES}
 
 
+CACHE_FORMAT = 1  # bump when the cached file's layout or the code generator's options change
+
+
+def _cache_dir() -> str:
+    """Where the tiles' machine code is kept: LONGSHORT_TILE_CACHE, else Numba's NUMBA_CACHE_DIR,
+    else beside Numba's own cache of these kernels (kernels/__pycache__)."""
+    from numba.core import config
+
+    return (
+        os.environ.get("LONGSHORT_TILE_CACHE")
+        or (config.CACHE_DIR or None)
+        or os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    )
+
+
 def _object_cache(engine, ir: str, tm) -> None:
-    """Keep the machine code beside Numba's cache (kernels/__pycache__), keyed by the IR, the
-    CPU and llvmlite's version, with a SHA-256 of the code appended: a later process loads it
-    instead of running the code generator (0.10-0.14 s of every import otherwise; 0.02 s
+    """Keep the machine code in _cache_dir(), keyed by the IR, the CPU and its features, the LLVM
+    and llvmlite versions and CACHE_FORMAT, with a SHA-256 of the code appended: a later process
+    loads it instead of running the code generator (0.10-0.14 s of every import otherwise; 0.02 s
     cached). An unwritable directory or a file that fails the check just means compiling."""
     import hashlib
 
+    import llvmlite
+
     key = "\0".join([ir, llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
-                     str(llvm.llvm_version_info), tm.triple])  # fmt: skip
+                     str(llvm.llvm_version_info), llvmlite.__version__, tm.triple,
+                     str(CACHE_FORMAT)])  # fmt: skip
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                        f"_tiles.{digest}.o")  # fmt: skip
+    folder = _cache_dir()
+    path = os.path.join(folder, f"_tiles.{digest}.o")
 
     def notify(module, buffer):
+        tmp = f"{path}.{os.getpid()}.tmp"
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
+            os.makedirs(folder, exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(bytes(buffer) + hashlib.sha256(buffer).digest())
             os.replace(tmp, path)  # atomic: concurrent imports never read half a file
+            for old in os.listdir(folder):  # other keys' files: an older IR, CPU or LLVM
+                if (
+                    old.startswith("_tiles.")
+                    and old.endswith(".o")
+                    and old != os.path.basename(path)
+                ):
+                    os.remove(os.path.join(folder, old))
         except OSError as e:  # pragma: no cover - read-only install
             log.debug("tile object cache not written: %s", e)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
 
     def getbuffer(module):
         try:
@@ -573,7 +601,7 @@ def pack_rows_t(w):
 
 def grow(P, K, A, a_off, aks, Bg, beta, C, c_off):
     """C[c_off : c_off + 32 P] = A-row @ B[:, :32 P] + beta C over Bg = pack_rows(B) (compiled
-    code only); A's elements at A[a_off + k aks]."""
+    code only), beta in {0, 1}; A's elements at A[a_off + k aks]."""
     raise NotImplementedError("only callable from compiled code")  # pragma: no cover
 
 
@@ -597,7 +625,8 @@ def _grow_ov(P, K, A, a_off, aks, Bg, beta, C, c_off):
 
 @njit(nogil=True, cache=True)
 def pgemv_nt(N, K, A, a_off, Wg, W, beta, C, c_off):
-    """C[c_off : c_off + N] = A-row @ W^T + beta C, Wg = pack_rows_t(W); W (N, K) row-major."""
+    """C[c_off : c_off + N] = A-row @ W^T + beta C, beta in {0, 1}, Wg = pack_rows_t(W);
+    W (N, K) row-major."""
     P = N // NR
     grow(P, K, A, a_off, 1, Wg, beta, C, c_off)
     if N > P * NR:
@@ -606,7 +635,8 @@ def pgemv_nt(N, K, A, a_off, Wg, W, beta, C, c_off):
 
 @njit(nogil=True, cache=True)
 def pgemv(N, K, A, a_off, Bg, B, beta, C, c_off):
-    """C[c_off : c_off + N] = A-row @ B + beta C, Bg = pack_rows(B); B (K, N) row-major."""
+    """C[c_off : c_off + N] = A-row @ B + beta C, beta in {0, 1}, Bg = pack_rows(B);
+    B (K, N) row-major."""
     P = N // NR
     grow(P, K, A, a_off, 1, Bg, beta, C, c_off)
     if N > P * NR:
@@ -664,8 +694,8 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
 
 @njit(nogil=True, cache=True)
 def pgemm_nt(M, N, K, A, a_off, lda, Wp, W, beta, C, c_off, ldc):
-    """C[M, N] = A[M, K] @ W[N, K]^T + beta C with Wp = pack_t(W): the full panels from Wp, the
-    rows of W that do not fill one through BLAS. A row-major (lda)."""
+    """C[M, N] = A[M, K] @ W[N, K]^T + beta C, beta in {0, 1}, with Wp = pack_t(W): the full
+    panels from Wp, the rows of W that do not fill one through BLAS. A row-major (lda)."""
     P = N // NR
     tgemm(M, P * NR, K, A, a_off, lda, 1, Wp, 0, NR, NR * K, beta, C, c_off, ldc, K)
     if N > P * NR:

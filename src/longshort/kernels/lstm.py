@@ -8,15 +8,20 @@ Same signatures, dtypes and cache as ops.lstm, so either backward accepts either
 
 Forward, per step t (rows b of one batch chunk; chunks run on separate cores, each with
 single-threaded BLAS, since batch rows are independent until the weight gradients):
-    z[:, t] = x_t W_ih^T            B > 1: per step with the tiles (W_ih^T packed once per call,
-                                    _tiles.py); B = 1: one GEMM for all steps, before the loop
-    z[:, t] += h_{t-1} W_hh^T       beta = 1; W_hh^T packed once per call, gemv for 1 row
+    z[:, t] = x_t W_ih^T            B > 1: per step with the tiles (_tiles.pack_t(W_ih) once
+                                    per call); B = 1: one product for all steps before the loop
+                                    (tiles for T >= 16, else BLAS on W_ih)
+    z[:, t] += h_{t-1} W_hh^T       beta = 1; B > 1: tiles on pack_t(W_hh) (a chunk of one row:
+                                    the row kernels); B = 1: the one-row layout
+                                    (_tiles.pack_rows_t) for T >= 8, else BLAS gemv on W_hh
     a = act(z + (b_ih + b_hh))      in place: sigmoid on i, f, o; tanh on g
     c_t = f c_{t-1} + i g ;  h_t = o tanh(c_t)
 Backward, per step t in reverse (dh, dc carried, (B, H)):
     dh_t = dh + dy_t ;  dc_t = dc + dh_t o (1 - tanh(c_t)^2)
     dz_o = dh_t tanh(c_t) o (1-o) ;  dz_i = dc_t g i (1-i) ;  dz_f = dc_t c_{t-1} f (1-f)
-    dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh (packed GEMM, _tiles.py) ;  dc = dc_t f
+    dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh ;  dc = dc_t f
+    (dh: tiles on _tiles.pack(W_hh) for B > 1; B = 1: the one-row layout for T >= 8, else gemv;
+    each row prefetches its previous step's cached gates and states while this one computes)
 Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih^T = x^T dz (tiles with
 several rows and I <= 256, else BLAS) and dW_hh^T = sum over rows of h^T dz (tiles, one product
 per row), transposed into place; db = sum dz; the chunks' partial sums are added at the end.
