@@ -188,9 +188,11 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
 
     dx = dz W_ih goes through the tiles (_tiles.tgemm; W_ih (4H, I) row-major already has the
     panel layout: 1.1-1.5x OpenBLAS at (3200..12800, 512..2048, 32..128)). With several rows,
-    dW^T = x^T dz and h^T dz go through the tiles too, reading x^T and h^T in place (2.5x and
-    1.2x OpenBLAS over a (32, 100, 32, 128) batch), one product per batch row for dW_hh
-    (h_0..h_{T-1} of consecutive rows are not adjacent in hs (B, T+1, H)), then a transpose.
+    dW_ih^T = x^T dz goes through the tiles too, reading x^T in place (2.5x OpenBLAS over a
+    (32, 100, 32, 128) batch), then a transpose; dW_hh = dz_b^T h_b, one product per batch row
+    (h_0..h_{T-1} of consecutive rows are not adjacent in hs (B, T+1, H)), reads dz_b^T in place
+    and h_b as 32-column panels, straight into dW_hh (8-20 % faster than h^T dz and a transpose
+    at (64, 200, 64, 256) and (128, 50, 128, 512); level at (32, 100, 32, 128)).
     One row: a single BLAS product each is faster.
     """
     B, T, I = x.shape
@@ -204,12 +206,10 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
         gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
     if nb == 1:  # one product: BLAS is faster than the tiles at K = T
         gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * G, G, hs, b0 * (T + 1) * H, H, 0.0, dw_hh, 0, H)
-    else:
-        wt = np.empty((H, G), dz.dtype)
+    else:  # dW_hh = sum over rows of dz_b^T h_b: dz_b read transposed in place, h_b as panels
         for b in range(b0, b1):
             beta = 0.0 if b == b0 else 1.0
-            tgemm(H, G, T, hs, b * (T + 1) * H, 1, H, dz, b * T * G, G, 32, beta, wt, 0, G, T)
-        dw_hh[:, :] = wt.T
+            tgemm(G, H, T, dz, b * T * G, 1, G, hs, b * (T + 1) * H, H, 32, beta, dw_hh, 0, H, T)
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):

@@ -23,8 +23,8 @@ Backward, per step t in reverse (dh, dc carried, (B, H)):
     (dh: tiles on _tiles.pack(W_hh) for B > 1; B = 1: the one-row layout for T >= 8, else gemv;
     each row prefetches its previous step's cached gates and states while this one computes)
 Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih^T = x^T dz (tiles with
-several rows and I <= 256, else BLAS) and dW_hh^T = sum over rows of h^T dz (tiles, one product
-per row), transposed into place; db = sum dz; the chunks' partial sums are added at the end.
+several rows and I <= 256, else BLAS) and dW_hh = sum over rows of dz^T h (tiles, one product
+per row); db = sum dz; the chunks' partial sums are added at the end.
 Rows past their length keep their state, output 0 and pass gradients through unchanged.
 """
 
