@@ -1,19 +1,21 @@
 """Which of Numba's threading layers runs the batch chunks of the parallel kernels.
 
 The fused kernels split the batch into one chunk per thread (`prange`), one parallel region per
-forward or backward. On the 2-core test VM, (32, 100, 32, 128) float32, 60 calls each:
-    layer       forward median (p25-p75)    backward median (p25-p75)
-    workqueue   2.8-3.4 ms (2.6-4.6)        6.7-7.1 ms (5.4-10.2)
-    tbb         2.0-2.1 ms (2.0-2.2)        4.3-5.0 ms (4.2-5.1)
-(two runs each, interleaved; benchmarks/README.md). Workqueue's idle workers wait in 1 us
-sleeps, which Linux stretches to tens of microseconds, and the calling thread only waits, so
-three threads share two cores; TBB's calling thread runs a chunk itself and its workers spin
-briefly before sleeping. TBB is also the layer Numba documents as thread- and fork-safe.
+forward or backward. On the 2-core test VM, (32, 100, 32, 128) float32, 60 calls per series,
+medians (p25-p75 over all series), three processes of each, interleaved:
+    layer       forward                     backward
+    workqueue   2.6-4.6 ms (2.4-5.2)        6.8-10.3 ms (5.6-11.4)
+    tbb         2.4-3.3 ms (2.4-3.5)        5.0-7.0 ms (4.8-7.5)
+(benchmarks/README.md). Workqueue's idle workers wait in 1 us sleeps, which Linux stretches to
+tens of microseconds, and the calling thread only waits, so three threads share two cores;
+TBB's calling thread runs a chunk itself and its workers spin briefly before sleeping. TBB is
+also the layer Numba documents as thread- and fork-safe.
 
 So: TBB when the `tbb` wheel is installed (the `tbb` extra, which `make demo` and `make test`
 install; its library sits in the environment's lib/, which the dynamic linker does not search,
-so it is loaded by path first) and is 2021.6 or newer, else workqueue (OpenMP took ~16 ms to start each region here). A user's NUMBA_THREADING_LAYER
-wins; LONGSHORT_THREADS=workqueue forces the fallback (tests compare both).
+so it is loaded by path first) and is 2021.6 or newer, else workqueue (OpenMP took ~16 ms to
+start each region here). A user's NUMBA_THREADING_LAYER wins; LONGSHORT_THREADS=workqueue
+forces the fallback (tests compare both).
 """
 
 from __future__ import annotations
