@@ -33,7 +33,6 @@ import numpy as np
 
 from .._validate import check_sequence_input as _check_x
 from ..kernels import get_lstm_variant_ops
-from ..ops.sequence import RecurrentWeights
 from . import _lstm_variants as V
 from .module import Module
 from .recurrent import Recurrent
@@ -124,7 +123,7 @@ class LSTM(Recurrent):
 
     def forward(self, x, state=None, lengths=None, need_cache: bool = True):
         """See Recurrent.forward. Inference on one plain layer from a zero state (a streaming
-        service's call) skips the general machinery: 23 -> 12 us for one step at H = 64."""
+        service's call) skips the general machinery: 23 -> 14 us for one step at H = 64."""
         if (
             state is None
             and lengths is None
@@ -136,9 +135,7 @@ class LSTM(Recurrent):
             x = _check_x(x, self.input_size, self.dtype, "LSTM")
             z = np.zeros((x.shape[0], self.hidden_size), self.dtype)
             self.__dict__["_ctx"] = None
-            a, b, c, d = self._params(0, 0)
-            w = RecurrentWeights(a.data, b.data, c.data, d.data)
-            y, (h, c), _ = self._kernel_ops()[0](x, (z, z), w, None, False)
+            y, (h, c), _ = self._kernel_ops()[0](x, (z, z), self.weights(0), None, False)
             return y, (h[None], c[None])
         return super().forward(x, state, lengths, need_cache)
 
