@@ -134,6 +134,11 @@ def _eval(args: argparse.Namespace) -> int:
     from ..text.workflow import evaluate, load_model, split_text, text_sha256
 
     dyn = _dynamic_options(args)
+    if args.mix_orders and not args.mix:
+        raise ValueError("--mix-orders needs --mix")
+    if args.mix and (args.split != "test" or args.lanes != 1):
+        raise ValueError("--mix fits its weights on the validation split and scores one stream: "
+                         "use it with --split test and --lanes 1")  # fmt: skip
     model, vocab, meta = load_model(args.model)
     text = read_text(args.data)
     d = meta["data"]
@@ -142,7 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
     ids = vocab.encode(target)
     if len(ids) < 2:
         raise ValueError(f"the {args.split} split of {args.data} has fewer than 2 tokens")
-    res = evaluate(model, ids, lanes=args.lanes)
+    res = evaluate(model, ids, lanes=args.lanes, keep=args.mix)
     order = args.ngram_order or (5 if model.config.level == "char" else 3)
     train_ids = vocab.encode(train_t)
     ng = KneserNey(order, len(vocab)).fit(train_ids).evaluate(ids)
@@ -151,14 +156,49 @@ def _eval(args: argparse.Namespace) -> int:
            "same_text_as_training": text_sha256(text) == d["sha256"],
            "ngram": {"order": order, "smoothing": "interpolated Kneser-Ney", "bpc": ng["bpc"],
                      "perplexity": ng["perplexity"], "tokens": ng["tokens"]}}  # fmt: skip
+    mixer = _mixer(args, model, vocab, train_ids) if args.mix else None
+    val_ids = vocab.encode(val_t) if args.mix else None
+    if mixer is not None:
+        out["mix"] = mixer.fit(val_ids, evaluate(model, val_ids, keep=True)["token_nats"]).score(
+            ids, res.pop("token_nats")
+        )
     if dyn is not None:
         from ..text.dynamic import dynamic_evaluate
 
         bptt = dyn.pop("bptt") or meta["train"]["bptt"]  # None: the training length
-        out["dynamic"] = dynamic_evaluate(model, ids, **dyn, bptt=bptt, lanes=args.lanes,
-                                          train_ids=train_ids)  # fmt: skip
+        kw = dict(**dyn, bptt=bptt, lanes=args.lanes, train_ids=train_ids, keep=args.mix)
+        out["dynamic"] = dynamic_evaluate(model, ids, **kw)
+        if mixer is not None:  # the weights refitted on the validation split read dynamically
+            fit = dynamic_evaluate(model, val_ids, **kw)
+            out["dynamic"]["mix"] = mixer.fit(val_ids, fit["token_nats"]).score(
+                ids, out["dynamic"].pop("token_nats")
+            )
+            out["dynamic"]["mix"]["seconds_fitting"] = fit["seconds"]
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _mixer(args: argparse.Namespace, model, vocab, train_ids):
+    """The n-gram mixture of --mix (weights fitted later, on the validation split)."""
+    from ..text.mixture import NgramMixer
+
+    char = model.config.level == "char"
+    kn, cache = args.mix_orders or ((7, 8) if char else (3, 3))
+    return NgramMixer(train_ids, len(vocab), kn_order=kn, cache_order=cache)
+
+
+def _mix_orders(text: str) -> tuple[int, int]:
+    """'KN,CACHE' -> (kn order >= 1, cache order >= 0), an argparse type."""
+    try:
+        kn, cache = (int(v) for v in text.split(","))
+    except ValueError:
+        msg = f"expected two integers KN,CACHE such as 7,8, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if kn < 1 or cache < 0:
+        raise argparse.ArgumentTypeError(
+            f"need a Kneser-Ney order >= 1 and a cache order >= 0, got {text!r}"
+        )
+    return kn, cache
 
 
 def _dynamic_options(args: argparse.Namespace) -> dict | None:
@@ -267,6 +307,16 @@ def register(sub) -> None:
     )
     e.add_argument("--dynamic-bptt", type=int,
                    help="tokens per segment (default: the model's training --bptt)")  # fmt: skip
+    e.add_argument("--mix", action="store_true",
+                   help="also score the LSTM interpolated with a Kneser-Ney model of the training "
+                   "split and a cache n-gram of the text read so far (weights fitted on the "
+                   "validation split)")  # fmt: skip
+    e.add_argument(
+        "--mix-orders",
+        type=_mix_orders,
+        metavar="KN,CACHE",
+        help="orders of the two n-gram models of --mix (default 7,8 char, 3,3 word)",
+    )
     e.set_defaults(func=_eval)
     g = s.add_parser("sample", help="generate text")
     g.add_argument("--model", required=True)

@@ -26,7 +26,7 @@ import numpy as np
 from ..models.language_model import LanguageModel
 from ..ops.losses import cross_entropy_backward, cross_entropy_forward
 from .data import TextStream
-from .workflow import summarize, token_nats
+from .workflow import summarize, token_nats_each
 
 RULES = ("rms", "sgd")
 # Picked for char models at n ~ 100 on the Shakespeare validation split (docs/text.md). The authors' released word-level defaults (lr 5e-5, lambda 2e-3 at n = 5,
@@ -84,15 +84,17 @@ def step_sizes(model: LanguageModel, rule: str, lr: float, decay: float, eps: fl
     return scale, pull
 
 
-def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull):
+def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull, each: bool = False):
     """Score one segment x, y (B, n) with the current weights, then update them on it.
 
     theta <- theta + pull * (theta0 - theta) - scale * dL/dtheta, L the segment's mean cross
-    entropy from `state` (not differentiated through: truncated BPTT). Returns (sum of nats, state).
+    entropy from `state` (not differentiated through: truncated BPTT). Returns (sum of nats, state),
+    or with each=True (nats per position (B, n), state).
     """
     model.zero_grad()
     logits, state = model.forward(x, state)  # (B, n, V), before any update on this segment
-    nats = token_nats(logits, y)
+    nats = token_nats_each(logits, y)
+    nats = nats if each else float(nats.sum())
     model.backward(cross_entropy_backward(cross_entropy_forward(logits, y)[1]))
     for p, p0, s, q in zip(model.parameters(), theta0, scale, pull):
         p.data += q * (p0 - p.data) - s * p.grad
@@ -102,7 +104,7 @@ def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull):
 def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float | None = None,
                      decay: float | None = None, eps: float = EPS, bptt: int = 100,
                      lanes: int = 1, train_ids=None, stat_batches: int = 20,
-                     stat_lanes: int = 100) -> dict:  # fmt: skip
+                     stat_lanes: int = 100, keep: bool = False) -> dict:  # fmt: skip
     """Score ids[1:] (N,) segment by segment, adapting a copy of the weights as it reads.
 
     Args:
@@ -111,6 +113,7 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
         bptt: n, tokens per segment. lanes: B parallel streams (1 scores ids[1:] exactly like
             `evaluate(model, ids, lanes=1)`; B > 1 scores the same tokens as evaluate with B).
         train_ids: training tokens for R (needed by "rms"); stat_batches, stat_lanes: their size.
+        keep: add "token_nats", the nats of every scored token (as `evaluate(keep=True)`).
 
     Returns:
         {"nats", "bpc", "perplexity", "tokens"} as `evaluate` returns them, plus "settings" and
@@ -129,12 +132,14 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
             rms = gradient_rms(model, train_ids, bptt, stat_lanes, stat_batches)
         scale, pull = step_sizes(model, rule, lr, decay, eps, rms)
         stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-        total, n, state = 0.0, 0, None
+        total, n, state, each = 0.0, 0, None, []
         for j in range(len(stream)):
             b = stream.batch(0, j)
-            nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull)
-            total += nats
+            nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True)
+            total += float(nats.sum())
             n += b["y"].size
+            if keep:
+                each.append(nats)
     finally:
         for p, p0 in zip(params, theta0):
             p.data[...] = p0
@@ -144,6 +149,8 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
     if rule == "rms":
         settings.update(eps=eps, stat_batches=stat_batches, stat_lanes=stat_lanes)
     out = summarize(total, n)
+    if keep:
+        out["token_nats"] = np.concatenate(each, axis=1).ravel()
     return {**out, "settings": settings, "seconds": time.perf_counter() - start}
 
 

@@ -86,32 +86,46 @@ def build_model(cfg: LanguageModelConfig, vocab: Vocab, impl: str = "auto") -> L
     return LanguageModel(cfg.level, vocab_size=cfg.vocab_size, vocab=vocab, impl=impl, **opts)
 
 
-def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 500) -> dict:
+def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 500,
+             keep: bool = False) -> dict:  # fmt: skip
     """Mean cross entropy of ids[1:] given what precedes it, state carried throughout.
 
     Returns {"nats", "bpc" (bits per token), "perplexity", "tokens"}; lanes > 1 is faster but
-    scores lanes * (N // lanes - 1) tokens, each lane starting from a zero state.
+    scores lanes * (N // lanes - 1) tokens, each lane starting from a zero state. keep=True adds
+    "token_nats": (tokens,) the nats of every scored token, lane after lane (with lanes = 1 the
+    nats of ids[1], ids[2], ... in order).
     """
     stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-    was, total, n, state = model.training, 0.0, 0, None
+    was, total, n, state, each = model.training, 0.0, 0, None, []
     model.eval()
     try:
         for j in range(len(stream)):
             b = stream.batch(0, j)
             logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
-            total += token_nats(logits, b["y"])
+            nats = token_nats_each(logits, b["y"])  # (B, K)
+            total += float(nats.sum())
             n += b["y"].size
+            if keep:
+                each.append(nats)
     finally:
         model.train(was)
-    return summarize(total, n)
+    out = summarize(total, n)
+    if keep:
+        out["token_nats"] = np.concatenate(each, axis=1).ravel()
+    return out
+
+
+def token_nats_each(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-log softmax(logits)[y] per position, float64: logits (B, K, V), y (B, K) -> (B, K)."""
+    z = logits.astype(np.float64)
+    z -= z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, V)
+    return -np.take_along_axis(logp, y[..., None], -1)[..., 0]
 
 
 def token_nats(logits: np.ndarray, y: np.ndarray) -> float:
     """Sum over positions of -log softmax(logits)[y], in float64: logits (B, K, V), y (B, K)."""
-    z = logits.astype(np.float64)
-    z -= z.max(-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, V)
-    return -float(np.take_along_axis(logp, y[..., None], -1).sum())
+    return float(token_nats_each(logits, y).sum())
 
 
 def summarize(total_nats: float, tokens: int) -> dict:

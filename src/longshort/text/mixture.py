@@ -1,0 +1,163 @@
+"""The LSTM interpolated with two n-gram models: what `text eval --mix` scores.
+
+Symbols: N tokens ids[0..N-1], t = 1..N-1 the scored positions, V vocabulary, K the cache
+order, M components, b_t a context bucket.
+
+    p(w_t | w_<t) = sum_j lambda[b_t, j] * p_j(w_t | w_<t),   sum_j lambda[b, j] = 1
+
+with three components: the LSTM (static or adapting, text/dynamic.py), an interpolated
+Kneser-Ney model fitted on the training split (ngram.py), and a *cache*: an n-gram model of the
+text read so far (Kuhn & De Mori 1990; Jelinek et al. 1991), smoothed by Witten-Bell,
+
+    P_k(w | h) = (c_t(h w) + u_t(h) * P_{k-1}(w | h')) / (c_t(h) + u_t(h))   if c_t(h) > 0
+    P_k(w | h) = P_{k-1}(w | h')                                              otherwise
+    P_{-1}(w) = 1 / V,  k = 0..K (h the last k tokens, h' its last k-1)
+
+where c_t counts only ids[:t] (the tokens before the one predicted) and u_t(h) is the number of
+distinct tokens seen after h. A play's names and phrases, absent from the training split, are
+in the cache after their first use. The bucket b_t is the longest k <= K whose context the cache
+has seen (0..K): where it has seen a long match it is worth more. lambda is fitted by EM on the
+validation split (one set per bucket; a bucket with fewer than MIN_BUCKET tokens uses the
+weights fitted on all tokens) and then applied unchanged to the split being scored, so every
+token is still predicted from the tokens before it and from nothing fitted on the test text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ngram import KneserNey
+from .workflow import summarize
+
+MIN_BUCKET = 200
+COMPONENTS = ("lstm", "kneser-ney", "cache")
+
+
+def _earlier(keys: np.ndarray) -> np.ndarray:
+    """For each i, how many j < i have keys[j] == keys[i] -> (n,) int64."""
+    order = np.argsort(keys, kind="stable")
+    s = keys[order]
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each run
+    run = np.repeat(start, np.diff(np.r_[start, len(s)]))
+    out = np.empty(len(keys), np.int64)
+    out[order] = np.arange(len(s)) - run
+    return out
+
+
+def _earlier_sum(keys: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """For each i, the sum of flags[j] over j < i with keys[j] == keys[i] -> (n,) int64."""
+    order = np.argsort(keys, kind="stable")
+    s, f = keys[order], flags[order].astype(np.int64)
+    cum = np.cumsum(f) - f  # exclusive running sum over the sorted array
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    base = np.repeat(cum[start], np.diff(np.r_[start, len(s)]))
+    out = np.empty(len(keys), np.int64)
+    out[order] = cum - base
+    return out
+
+
+def cache_ngram(ids, order: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cache model on ids (N,): (probabilities (N-1,) of ids[1:], buckets (N-1,) in 0..order).
+
+    Vectorised: for each k the context of position t gets a dense id (the pair (id of the last
+    k-1 tokens, the token k back) numbered by np.unique), and the counts "before t" are ranks
+    within equal keys in a stable sort, so the whole text is scored in a few sorts per order.
+    """
+    ids = np.asarray(ids, np.int64)
+    if order < 0:
+        raise ValueError(f"cache order must be >= 0, got {order}")
+    n = len(ids) - 1
+    if n < 1:
+        return np.zeros(0), np.zeros(0, np.int64)
+    V, w = vocab_size, ids[1:]
+    p = np.full(n, 1.0 / V)
+    bucket = np.zeros(n, np.int64)
+    ctx = np.zeros(n, np.int64)  # order-0 context: the same (empty) one everywhere
+    for k in range(order + 1):
+        if k > 0:  # position i = t - 1 predicts ids[i + 1] from ids[i + 1 - k : i + 1], i >= k - 1
+            prev = ctx[1:] if k > 1 else ctx  # the order k-1 ids of positions i >= k - 1
+            if len(prev) == 0:  # a text shorter than the order
+                break
+            ctx = np.unique(prev * V + ids[: n - k + 1], return_inverse=True)[1].ravel()
+        tail = slice(n - len(ctx), n)  # the positions with k tokens of context: the last ones
+        c = _earlier(ctx * V + w[tail])
+        total = _earlier(ctx)
+        types = _earlier_sum(ctx, c == 0)
+        lower = p[tail]
+        seen = total > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pk = (c + types * lower) / (total + types)
+        p[tail] = np.where(seen, pk, lower)
+        bucket[tail] = np.where(seen, k, bucket[tail])
+    return p, bucket
+
+
+def fit_weights(probs: np.ndarray, buckets: np.ndarray, n_buckets: int, iters: int = 100):
+    """lambda (n_buckets, M) maximising sum_t log sum_j lambda[b_t, j] probs[j, t] by EM.
+
+    probs: (M, N) each component's probability of the token that came; buckets: (N,) ints.
+    """
+
+    def em(P):
+        lam = np.full(len(P), 1.0 / len(P))
+        for _ in range(iters):
+            r = lam[:, None] * P / np.maximum(lam @ P, 1e-300)
+            lam = r.mean(1)
+        return lam
+
+    overall = em(probs)
+    lam = np.tile(overall, (n_buckets, 1))
+    for b in range(n_buckets):
+        sel = buckets == b
+        if sel.sum() >= MIN_BUCKET:
+            lam[b] = em(probs[:, sel])
+    return lam
+
+
+def mix_nats(probs: np.ndarray, buckets: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """-log of the mixture's probability per token: probs (M, N), buckets (N,), lam (B, M)."""
+    return -np.log(np.maximum(np.einsum("nm,mn->n", lam[buckets], probs), 1e-300))
+
+
+class NgramMixer:
+    """The two n-gram components and the fitted lambda; `fit` on validation, `score` on test.
+
+    Args:
+        train_ids: the training split the Kneser-Ney model counts. vocab_size: V.
+        kn_order: its order (default 7 for characters). cache_order: K (default 8).
+    """
+
+    def __init__(self, train_ids, vocab_size: int, kn_order: int = 7, cache_order: int = 8):
+        self.V, self.cache_order = vocab_size, cache_order
+        self.kn = KneserNey(kn_order, vocab_size).fit(train_ids)
+        self.lam: np.ndarray | None = None
+
+    def components(self, ids, lstm_nats) -> tuple[np.ndarray, np.ndarray]:
+        """(probs (3, N-1), buckets (N-1,)) for ids (N,) and the LSTM's nats per token (N-1,)."""
+        lstm_nats = np.asarray(lstm_nats, np.float64)
+        if lstm_nats.shape != (len(ids) - 1,):
+            raise ValueError(f"need the LSTM's nats for all {len(ids) - 1} tokens of one stream "
+                             f"(lanes 1), got shape {lstm_nats.shape}")  # fmt: skip
+        cache, buckets = cache_ngram(ids, self.cache_order, self.V)
+        return np.stack([np.exp(-lstm_nats), np.exp(self.kn.logprob(ids)), cache]), buckets
+
+    def fit(self, ids, lstm_nats) -> NgramMixer:
+        probs, buckets = self.components(ids, lstm_nats)
+        self.lam = fit_weights(probs, buckets, self.cache_order + 1)
+        return self
+
+    def score(self, ids, lstm_nats) -> dict:
+        """{"nats", "bpc", "perplexity", "tokens"} of the mixture, plus "weights" per bucket."""
+        if self.lam is None:
+            raise RuntimeError("NgramMixer.fit() must be called first")
+        probs, buckets = self.components(ids, lstm_nats)
+        nats = mix_nats(probs, buckets, self.lam)
+        out = summarize(float(nats.sum()), len(nats))
+        out["weights"] = {"components": list(COMPONENTS), "bucket": "longest context the cache "
+                          f"has seen, 0..{self.cache_order}",
+                          "lambda": np.round(self.lam, 4).tolist()}  # fmt: skip
+        out["kn_order"], out["cache_order"] = self.kn.order, self.cache_order
+        return out
+
+
+__all__ = ["COMPONENTS", "NgramMixer", "cache_ngram", "fit_weights", "mix_nats"]

