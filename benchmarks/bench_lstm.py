@@ -6,7 +6,9 @@
 For each (B, T, I, H, L) it times, interleaving the implementations in rounds (one block of
 back-to-back calls of each per round, at least 5 ms long; medians over rounds):
     inference       longshort forward(need_cache=False) | torch no_grad forward | ORT session.run
-    training step   forward + backward with parameter gradients (torch: y.backward(dy))
+    training step   forward + backward with parameter gradients; x is data, so neither library
+                    computes its gradient (torch: x without requires_grad, y.backward(dy);
+                    longshort: backward(dy, need_input_grad=False))
 and for B = T = 1 also the streaming step: LSTM.step(x_t, state) vs a torch call on one step.
 Then, each in a fresh process: peak RSS over repeated training steps of (64, 200, 64, 256, 2),
 and cold start (interpreter + import + first forward of (32, 100, 32, 128, 1)).
@@ -173,7 +175,7 @@ def calls(lib: str, layer, tl, x, dy) -> dict:
         def train():
             layer.zero_grad()
             layer(x)
-            layer.backward(dy)
+            layer.backward(dy, need_input_grad=False)  # x is data, as for torch's xt
 
         return {
             "inference": lambda: layer(x, need_cache=False),
@@ -240,7 +242,7 @@ else:
     m = ls.nn.LSTM(I, H, L, seed=0, impl=lib)
     m(x[:1, :2])  # load the kernels, as torch's import loads its own
     def step():
-        m.zero_grad(); m(x); m.backward(dy)
+        m.zero_grad(); m(x); m.backward(dy, need_input_grad=False)
 def rss():  # VmHWM: this process's peak resident set (ru_maxrss would include the parent's)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM"):

@@ -185,3 +185,52 @@ def test_plain_inference_call_matches_torch(impl, B, T):
         layer.backward(np.ones_like(y))
     with pytest.raises(ValueError, match="NaN"):
         layer(np.full((B, T, 5), np.nan, np.float32), need_cache=False)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("kind, kw", [
+    ("LSTM", dict(num_layers=2)),
+    ("LSTM", dict(bidirectional=True)),
+    ("LSTM", dict(num_layers=2, dropout=0.3)),
+    ("LSTM", dict(proj_size=5)),  # a variant: its kernel gives dx, which is dropped
+    ("GRU", dict(num_layers=2)),
+])  # fmt: skip
+def test_backward_without_input_grad(impl, kind, kw):
+    """need_input_grad=False: dx is None, every parameter gradient and dstate as with dx."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 9, 6)).astype(np.float32)
+    lengths = np.array([9, 3, 7, 1])
+    grads, states = [], []
+    for need in (True, False):
+        m = getattr(ls.nn, kind)(6, 11, seed=0, impl=impl, **kw)
+        m.train()
+        m._rng = np.random.default_rng(5)  # the same dropout masks in both runs
+        y, _ = m(x, lengths=lengths)
+        dy = np.random.default_rng(4).standard_normal(y.shape).astype(np.float32)
+        dx, dstate = m.backward(dy, need_input_grad=need)
+        assert (dx is None) == (not need)
+        grads.append({n: p.grad.copy() for n, p in m.named_parameters()})
+        states.append(dstate if isinstance(dstate, tuple) else (dstate,))
+    for n in grads[0]:
+        np.testing.assert_array_equal(grads[0][n], grads[1][n], err_msg=n)
+    for a, b in zip(*states):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_kernel_without_dx_matches_reference():
+    from longshort.kernels import get_ops
+
+    rng = np.random.default_rng(1)
+    B, T, I, H = 3, 12, 5, 33
+    x = rng.standard_normal((B, T, I))
+    w = RecurrentWeights(*(0.3 * rng.standard_normal(s) for s in [(4 * H, I), (4 * H, H),
+                                                                    (4 * H,), (4 * H,)]))  # fmt: skip
+    s0 = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+    dy = rng.standard_normal((B, T, H))
+    _, _, cache = lstm_forward(x, s0, w, np.array([12, 4, 9]))
+    ref = lstm_backward(dy, (None, None), cache, need_dx=False)
+    fwd, bwd, _ = get_ops("lstm", "fused")
+    out = bwd(dy, (None, None), fwd(x, s0, w, np.array([12, 4, 9]))[2], need_dx=False)
+    assert ref[0] is None and out[0] is None
+    for a, b in zip([*ref[1], *ref[2]], [*out[1], *out[2]]):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)

@@ -183,7 +183,7 @@ TILE_WGRAD_MAX_I = 256
 
 @njit(**JIT)
 def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
-    """Rows b0:b1 of dz (B, T, G): dx = dz W_ih, and their partial dW_ih = dz^T x,
+    """Rows b0:b1 of dz (B, T, G): dx = dz W_ih (unless dx is (0, T, I)), their partial dW_ih = dz^T x,
     dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
 
     dx = dz W_ih goes through the tiles (_tiles.tgemm; W_ih (4H, I) row-major already has the
@@ -197,7 +197,8 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     """
     B, T, I = x.shape
     G, H, nb = dz.shape[2], hs.shape[2], b1 - b0
-    tgemm(nb * T, I, G, dz, b0 * T * G, G, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)  # dz W_ih
+    if dx.shape[0] > 0:  # (0, T, I): the caller does not need dx
+        tgemm(nb * T, I, G, dz, b0 * T * G, G, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)
     if nb > 1 and I <= TILE_WGRAD_MAX_I:
         wt = np.empty((I, G), dz.dtype)
         tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * G, G, 32, 0.0, wt, 0, G, 128)

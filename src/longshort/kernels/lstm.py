@@ -3,7 +3,7 @@
 Symbols: B batch, T steps, I input features, H hidden units, G = 4H gate rows (i, f, g, o).
 Same signatures, dtypes and cache as ops.lstm, so either backward accepts either forward's cache:
     lstm_forward(x (B,T,I), (h0, c0) (B,H), w, lengths, need_cache) -> y (B,T,H), (h_n, c_n), cache
-    lstm_backward(dy (B,T,H), (dh_n, dc_n), cache) -> dx (B,T,I), (dh0, dc0), grads
+    lstm_backward(dy (B,T,H), (dh_n, dc_n), cache, need_dx) -> dx (B,T,I) or None, (dh0, dc0), grads
     lstm_step(x_t (B,I), (h, c), w) -> ((h_t, c_t), gates (B,4H))
 
 Forward, per step t (rows b of one batch chunk; chunks run on separate cores, each with
@@ -138,8 +138,9 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     return y, state, cache
 
 
-def lstm_backward(dy, dstate, cache):
-    """Fused `ops.lstm.lstm_backward`; accepts a cache from either forward."""
+def lstm_backward(dy, dstate, cache, need_dx=True):
+    """Fused `ops.lstm.lstm_backward`; accepts a cache from either forward. need_dx=False
+    skips dx = dz W_ih and returns None for it."""
     x, hs, cs, gates, tcs, mask, w = cache
     x = _c(x, x.dtype)
     dt = x.dtype
@@ -152,7 +153,7 @@ def lstm_backward(dy, dstate, cache):
     has_dy = dy is not None
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
     dz = np.empty((B, T, 4 * H), dt)  # (B, T, 4H) gradient w.r.t. pre-activations
-    dx = np.empty((B, T, I), dt)
+    dx = np.empty((B, T, I) if need_dx else (0, T, I), dt)  # (0, T, I): not computed
     if B > 1:
         wp_hh = pack(w.w_hh)  # (H // 32, 4H, 32) panels
     else:
@@ -164,7 +165,7 @@ def lstm_backward(dy, dstate, cache):
         dw_hh, db = np.empty((chunks, 4 * H, H), dt), np.empty((chunks, 4 * H), dt)
         (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db)
     dw_ih, dw_hh, db = dw_ih.sum(0), dw_hh.sum(0), db.sum(0)
-    return dx, (dh, dc), LSTMWeights(dw_ih, dw_hh, db, db.copy())
+    return (dx if need_dx else None), (dh, dc), LSTMWeights(dw_ih, dw_hh, db, db.copy())
 
 
 def lstm_step(x_t, state, weights):

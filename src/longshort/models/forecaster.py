@@ -127,7 +127,7 @@ class ForecastNet(Module):
         dcat = self.head.backward(dout.reshape(B, -1))  # (B, Hd + E)
         dy = np.zeros((B, C, Hd), np.float32)
         dy[:, -1] = dcat[:, :Hd]
-        self.lstm.backward(dy)
+        self.lstm.backward(dy, need_input_grad=False)  # x is data: dx is never used
 
     def loss(self, batch: dict) -> LossOutput:
         """Pinball loss of batch {"x", "extra", "y" (B, S), "mask" (B, S)} (training contract)."""

@@ -51,6 +51,7 @@ class LSTM(Recurrent):
     GATES = 4
     STATES = 2
     KIND = "lstm"
+    _SKIPS_DX = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, dtype=np.float32, *,
@@ -144,8 +145,10 @@ class LSTM(Recurrent):
             return self._kernel_ops()[0](x, state, w.weights, w.opts, lengths, need_cache)
         return self._kernel_ops()[0](x, state, w, lengths, need_cache)
 
-    def _op_backward(self, dy, dstate, cache):
-        return self._kernel_ops()[1](dy, dstate, cache)
+    def _op_backward(self, dy, dstate, cache, need_dx=True):
+        if need_dx or self._features():  # the variants' kernels always give dx
+            return self._kernel_ops()[1](dy, dstate, cache)
+        return self._kernel_ops()[1](dy, dstate, cache, need_dx=False)
 
     def gate_trace(self) -> list[dict[str, np.ndarray]]:
         """Per-step gates and cell states of the last forward pass, one dict per layer-direction.

@@ -55,6 +55,7 @@ class Recurrent(Module):
     GATES = 1
     STATES = 1
     KIND = "rnn"
+    _SKIPS_DX = False  # whether _op_backward takes need_dx=False (see backward)
 
     def __init__(
         self,
@@ -129,10 +130,14 @@ class Recurrent(Module):
             )
         return self._op_forward(x, state, w, lengths, need_cache)
 
-    def _run_backward(self, dy, dstate, cache):
+    def _run_backward(self, dy, dstate, cache, need_dx: bool = True):
+        """_op_backward, through checkpointed segments if the forward kept them; need_dx=False
+        lets a kind that can (_SKIPS_DX) leave the input's gradient out (dx may be None)."""
         if isinstance(cache, CheckpointCache):
             return checkpointed_backward(self._op_forward, self._op_backward, dy, dstate, cache)
-        return self._op_backward(dy, dstate, cache)
+        if need_dx or not self._SKIPS_DX:
+            return self._op_backward(dy, dstate, cache)
+        return self._op_backward(dy, dstate, cache, need_dx=False)
 
     # --- hooks a subclass may override (the LSTM's variants do) ----------------------------------
     def _state_sizes(self) -> tuple[int, ...]:
@@ -270,15 +275,18 @@ class Recurrent(Module):
         self.__dict__["_ctx"] = (caches, drop_masks, lengths, B, T) if need_cache else None
         return inp, self._pack_state(s_n)
 
-    def backward(self, dy, dstate=None):
+    def backward(self, dy, dstate=None, need_input_grad: bool = True):
         """Backpropagate; accumulate parameter gradients into `.grad`.
 
         Args:
             dy: (B, T, D*H) gradient w.r.t. y, or None. dstate: gradient w.r.t. the final state, in
-                the form forward returned it, or None.
+                the form forward returned it, or None. need_input_grad: False when x is data (as
+                torch skips dx for an input without requires_grad): the first layer's
+                dx = dz W_ih is then not computed (plain LSTM) and None is returned for it.
 
         Returns:
-            dx (B, T, I) and the gradient w.r.t. the initial state (same form as the state).
+            dx (B, T, I) (None if not need_input_grad) and the gradient w.r.t. the initial state
+            (same form as the state).
         """
         if self._ctx is None:
             raise RuntimeError(
@@ -302,14 +310,16 @@ class Recurrent(Module):
                 dyd = None if dout is None else dout[..., d * H : (d + 1) * H]
                 if d == 1 and dyd is not None:
                     dyd = reverse_padded(dyd, lengths)
-                dx, dst, grads = self._run_backward(dyd, tuple(s[k] for s in ds_n), caches[k])
-                if d == 1:
-                    dx = reverse_padded(dx, lengths)
-                din = dx if din is None else din + dx
+                need_dx = need_input_grad or layer > 0
+                dsk = tuple(s[k] for s in ds_n)
+                dx, dst, grads = self._run_backward(dyd, dsk, caches[k], need_dx)
+                if need_dx:
+                    dx = reverse_padded(dx, lengths) if d == 1 else dx
+                    din = dx if din is None else din + dx
                 for dst_all, val in zip(ds0, dst):
                     dst_all[k] = val
                 self._accumulate(layer, d, grads)
-            if drop_masks[layer] is not None:
+            if drop_masks[layer] is not None and din is not None:
                 din = din * drop_masks[layer]
             dout = din
         return dout, self._pack_state(ds0)

@@ -124,12 +124,14 @@ def lstm_backward(
     dy: np.ndarray | None,
     dstate: tuple[np.ndarray | None, np.ndarray | None],
     cache: LSTMCache,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], LSTMWeights]:
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray], LSTMWeights]:
     """Backpropagation through time for `lstm_forward`.
 
     Args:
         dy: (B, T, H) gradient of the loss w.r.t. y, or None. dstate: (dh_n, dc_n), each (B, H)
-            or None. cache: from the forward.
+            or None. cache: from the forward. need_dx: False skips dx = dz W_ih (the input's
+            gradient, not needed when the input is data): None is returned in its place.
 
     Returns:
         dx (B, T, I), (dh0, dc0) each (B, H), and the parameter gradients as LSTMWeights.
@@ -168,7 +170,7 @@ def lstm_backward(
         dz_all[:, t] = dz
     # Weight gradients: one GEMM each after the loop.
     dz2 = dz_all.reshape(B * T, 4 * H)  # (B*T, 4H)
-    dx = dz_all @ w.w_ih  # (B, T, I)
+    dx = dz_all @ w.w_ih if need_dx else None  # (B, T, I)
     dw_ih = dz2.T @ x.reshape(B * T, -1)  # (4H, I)
     dw_hh = dz2.T @ hs[:, :-1].reshape(B * T, H)  # (4H, H)
     db = dz2.sum(axis=0)  # (4H,)
