@@ -121,6 +121,7 @@ def test_cli_mix_static_and_dynamic(trained, capsys):
         mix = part["mix"]
         assert mix["tokens"] == part["tokens"] == res["tokens"]
         assert (mix["kn_order"], mix["cache_order"]) == (5, 6)
+        assert mix["validation_tokens"] == 2999  # 5 % of the 60,000 characters, less one
         assert np.shape(mix["weights"]["lambda"]) == (7, 3)
         assert mix["bpc"] < part["bpc"] and mix["bpc"] < res["ngram"]["bpc"]
         assert "token_nats" not in part
@@ -134,9 +135,25 @@ def test_cli_mix_static_and_dynamic(trained, capsys):
         (["--mix-orders", "7,8"], "--mix-orders needs --mix"),
         (["--mix", "--mix-orders", "7"], "expected two integers KN,CACHE"),
         (["--mix", "--mix-orders", "0,3"], "Kneser-Ney order >= 1"),
+        (["--mix", "--mix-orders", "7,33"], "cache order in 0..32"),
+        (["--ngram-order", "0"], "--ngram-order must be >= 1"),
     ],
 )
 def test_bad_mix_options_are_one_line_errors(extra, words, tmp_path, capsys):
     code, _, err = run(capsys, "text", "eval", "--model", str(tmp_path / "none"), "--data",
                        str(tmp_path / "none.txt"), *extra)  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_mix_checks_before_the_long_passes(trained, tmp_path, capsys):
+    """A validation split too small to fit the weights, and a Kneser-Ney order too high for the
+    vocabulary, are named before any evaluation."""
+    out, corpus = trained
+    short = tmp_path / "short.txt"
+    short.write_text(corpus.read_text("utf-8")[:3000], encoding="utf-8")  # 150 validation chars
+    code, _, err = run(capsys, "text", "eval", "--model", str(out), "--data", str(short), "--mix")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "validation split, which has 150 tokens here; it needs more than 200" in err
+    code, _, err = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus),
+                       "--mix", "--mix-orders", "11,3")  # fmt: skip
+    assert code == 2 and "order of 11 is too high for a vocabulary of 64 (at most 10)" in err, err

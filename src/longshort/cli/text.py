@@ -134,6 +134,8 @@ def _eval(args: argparse.Namespace) -> int:
     from ..text.workflow import evaluate, load_model, split_text, text_sha256
 
     dyn = _dynamic_options(args)
+    if args.ngram_order is not None and args.ngram_order < 1:
+        raise ValueError(f"--ngram-order must be >= 1, got {args.ngram_order}")
     if args.mix_orders and not args.mix:
         raise ValueError("--mix-orders needs --mix")
     if args.mix and (args.split != "test" or args.lanes != 1):
@@ -147,17 +149,17 @@ def _eval(args: argparse.Namespace) -> int:
     ids = vocab.encode(target)
     if len(ids) < 2:
         raise ValueError(f"the {args.split} split of {args.data} has fewer than 2 tokens")
+    train_ids = vocab.encode(train_t)
+    val_ids = vocab.encode(val_t) if args.mix else None
+    mixer = _mixer(args, model, vocab, train_ids, val_ids) if args.mix else None
     res = evaluate(model, ids, lanes=args.lanes, keep=args.mix)
     order = args.ngram_order or (5 if model.config.level == "char" else 3)
-    train_ids = vocab.encode(train_t)
     ng = KneserNey(order, len(vocab)).fit(train_ids).evaluate(ids)
     out = {"bpc": res["bpc"], "perplexity": res["perplexity"], "tokens": res["tokens"],
            "split": args.split, "level": model.config.level,
            "same_text_as_training": text_sha256(text) == d["sha256"],
            "ngram": {"order": order, "smoothing": "interpolated Kneser-Ney", "bpc": ng["bpc"],
                      "perplexity": ng["perplexity"], "tokens": ng["tokens"]}}  # fmt: skip
-    mixer = _mixer(args, model, vocab, train_ids) if args.mix else None
-    val_ids = vocab.encode(val_t) if args.mix else None
     if mixer is not None:
         out["mix"] = mixer.fit(val_ids, evaluate(model, val_ids, keep=True)["token_nats"]).score(
             ids, res.pop("token_nats")
@@ -178,25 +180,39 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mixer(args: argparse.Namespace, model, vocab, train_ids):
-    """The n-gram mixture of --mix (weights fitted later, on the validation split)."""
-    from ..text.mixture import NgramMixer
+def _mixer(args: argparse.Namespace, model, vocab, train_ids, val_ids):
+    """The n-gram mixture of --mix (weights fitted later, on the validation split), after
+    checking what would otherwise fail only after the long passes."""
+    from ..text.mixture import MIN_BUCKET, NgramMixer
 
+    if len(val_ids) <= MIN_BUCKET:
+        raise ValueError(
+            f"--mix fits its weights on the validation split, which has {len(val_ids)} tokens "
+            f"here; it needs more than {MIN_BUCKET} (a longer text, or train with a larger "
+            "--val-fraction)"
+        )
     char = model.config.level == "char"
     kn, cache = args.mix_orders or ((7, 8) if char else (3, 3))
+    if len(vocab) ** kn >= 2**62:
+        top = max(k for k in range(1, kn) if len(vocab) ** k < 2**62)
+        raise ValueError(f"--mix-orders: a Kneser-Ney order of {kn} is too high for a vocabulary "
+                         f"of {len(vocab)} (at most {top})")  # fmt: skip
     return NgramMixer(train_ids, len(vocab), kn_order=kn, cache_order=cache)
 
 
+MAX_CACHE_ORDER = 32
+
+
 def _mix_orders(text: str) -> tuple[int, int]:
-    """'KN,CACHE' -> (kn order >= 1, cache order >= 0), an argparse type."""
+    """'KN,CACHE' -> (kn order >= 1, cache order in 0..MAX_CACHE_ORDER), an argparse type."""
     try:
         kn, cache = (int(v) for v in text.split(","))
     except ValueError:
         msg = f"expected two integers KN,CACHE such as 7,8, got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
-    if kn < 1 or cache < 0:
+    if kn < 1 or not 0 <= cache <= MAX_CACHE_ORDER:
         raise argparse.ArgumentTypeError(
-            f"need a Kneser-Ney order >= 1 and a cache order >= 0, got {text!r}"
+            f"need a Kneser-Ney order >= 1 and a cache order in 0..{MAX_CACHE_ORDER}, got {text!r}"
         )
     return kn, cache
 

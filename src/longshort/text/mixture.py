@@ -131,6 +131,7 @@ class NgramMixer:
         self.V, self.cache_order = vocab_size, cache_order
         self.kn = KneserNey(kn_order, vocab_size).fit(train_ids)
         self.lam: np.ndarray | None = None
+        self.fit_tokens = 0
 
     def components(self, ids, lstm_nats) -> tuple[np.ndarray, np.ndarray]:
         """(probs (3, N-1), buckets (N-1,)) for ids (N,) and the LSTM's nats per token (N-1,)."""
@@ -144,6 +145,7 @@ class NgramMixer:
     def fit(self, ids, lstm_nats) -> NgramMixer:
         probs, buckets = self.components(ids, lstm_nats)
         self.lam = fit_weights(probs, buckets, self.cache_order + 1)
+        self.fit_tokens = len(buckets)
         return self
 
     def score(self, ids, lstm_nats) -> dict:
@@ -157,6 +159,7 @@ class NgramMixer:
                           f"has seen, 0..{self.cache_order}",
                           "lambda": np.round(self.lam, 4).tolist()}  # fmt: skip
         out["kn_order"], out["cache_order"] = self.kn.order, self.cache_order
+        out["validation_tokens"] = self.fit_tokens  # the tokens lambda was fitted on
         return out
 
 
