@@ -51,6 +51,7 @@ def _serve(conn, lib, cfg, impl, path):
             f()
             conn.send(time.perf_counter() - t0)
             continue
+        f()  # untimed: wakes this library's threads (as bench_lstm.interleaved)
         t0 = time.perf_counter()
         for _ in range(k):
             f()
@@ -80,7 +81,7 @@ class Workers:
         return self.conns[lib].recv()
 
     def interleaved(self, kind, libs, reps, pause=0.05, block_s=0.005) -> dict:
-        inner = {n: max(1, int(block_s / max(self.ask(n, kind, 0), 1e-7))) for n in libs}
+        inner = {n: max(2, int(block_s / max(self.ask(n, kind, 0), 1e-7))) for n in libs}
         times = {n: [] for n in libs}
         for r in range(reps):
             for n in libs[r % len(libs) :] + libs[: r % len(libs)]:

@@ -3,8 +3,9 @@
     python benchmarks/bench_lstm.py [--quick] [--json FILE] [--impl auto|fused|reference]
                                     [--isolate]
 
-For each (B, T, I, H, L) it times, interleaving the implementations in rounds (one block of
-back-to-back calls of each per round, at least 5 ms long; medians over rounds):
+For each (B, T, I, H, L) it times, interleaving the implementations in rounds (per round and
+library: one untimed call, then a block of back-to-back calls, at least two and 5 ms; medians of
+the blocks' means over rounds):
     inference       longshort forward(need_cache=False) | torch no_grad forward | ORT session.run
     training step   forward + backward with parameter gradients; x is data, so neither library
                     computes its gradient (torch: x without requires_grad, y.backward(dy);
@@ -116,24 +117,29 @@ def spin(seconds: float) -> None:
 
 def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.005) -> dict:
     """Median seconds per call, measured in rounds: in each round every implementation runs one
-    block of back-to-back calls (at least `block_s` long, so fast calls are timed warm, as an
-    application calling in a loop sees them), in an order rotating every round.
+    block of back-to-back calls, in an order rotating every round. A block is one untimed call
+    (it wakes the library's threads after the pause) and then timed calls, at least two and at
+    least `block_s` long: every library is timed warm, as a training or serving loop calling
+    it again and again sees it.
 
     `pause` before each block (a busy wait, see `spin`) lets the previous library's thread pool
     go idle: ONNX Runtime's threads keep spinning after a run, and 2 ms after one a
     (128,50,128,512,1) longshort forward took 123 ms against 90 ms alone (98 ms after 20 ms);
-    2 ms after torch's streaming step ours took 14.5 us against 9.3 alone."""
+    2 ms after torch's streaming step ours took 14.5 us against 9.3 alone. The untimed first call
+    matters after the pause too: a (32,100,32,128,1) training step right after 25 ms of waiting
+    took 7.5-7.7 ms against 6.9 back to back, torch's 10.9-11.1 against 10.3 (40 rounds each)."""
     inner = {}
     for n, f in fns.items():  # warm up (JIT, caches, thread pools) and size the blocks
         f()
         t0 = time.perf_counter()
         f()
-        inner[n] = max(1, int(block_s / max(time.perf_counter() - t0, 1e-7)))
+        inner[n] = max(2, int(block_s / max(time.perf_counter() - t0, 1e-7)))
     names, times = list(fns), {n: [] for n in fns}
     for r in range(reps):
         for n in names[r % len(names) :] + names[: r % len(names)]:
             spin(pause)  # let another library's spinning threads go idle
             f, k = fns[n], inner[n]
+            f()  # untimed: wakes this library's threads
             t0 = time.perf_counter()
             for _ in range(k):
                 f()
