@@ -95,6 +95,7 @@ BAD = {
     "nan.ts": ("@classLabel true a b\n@data\n1,?,3:a\n1,2:b\n", "NaN"),
     "label.csv": ("id,time,f0,label\n1,0,0.5,a\n1,1,0.2,\n", "labels are missing"),
     "data.txt": ("1,2,3\n", "unknown file format '.txt'"),
+    "empty.csv": ("\n \n", "is empty: it needs a header id,time"),
 }
 
 

@@ -75,6 +75,9 @@ def _bad(tmp_path, name: str) -> tuple[str, list[str]]:
     if name == "non_numeric":
         df["sunspots"] = df["sunspots"].astype(object)
         df.loc[7, "sunspots"] = "lots"
+    elif name == "inf":
+        df["sunspots"] = df["sunspots"].astype(float)
+        df.loc[4, "sunspots"] = np.inf
     elif name == "short":
         df = df.head(12)
     elif name == "duplicated":
@@ -93,6 +96,7 @@ def _bad(tmp_path, name: str) -> tuple[str, list[str]]:
         ("empty", "sunspots", "is empty"),
         ("ok", "sunspot", "no column 'sunspot' (the target column); the table has columns: year, sunspots"),
         ("non_numeric", "sunspots", "column 'sunspots' must be numeric but row 8 holds 'lots'"),
+        ("inf", "sunspots", "column 'sunspots' holds an infinite value (inf) in row 5"),
         ("short", "sunspots", "the series has 12 values but context 15 + horizon 5 = 20 are needed"),
         ("duplicated", "sunspots", "duplicated timestamp 1709 in column 'year'"),
         ("all_nan", "sunspots", "target 'sunspots' has no values"),

@@ -144,3 +144,26 @@ def test_what_onnx_export_cannot_do_is_named():
         lsio.to_onnx(SequenceClassifier(pooling="mean").fit(np.ones((4, 3, 1)), [0, 1, 0, 1]))
     with pytest.raises(ValueError, match="float32 and float64, not float16"):
         lsio.to_onnx(RNN(2, 3), dtype="float16")
+
+
+def test_cli_export_names_what_cannot_be_exported(tmp_path, capsys):
+    """A classifier with mean pooling and a forecaster load fine but are not stacks: a one-line
+    error naming the reason, exit code 2 (not a traceback)."""
+    import pandas as pd
+
+    from longshort.models.forecaster import Forecaster
+
+    x = np.random.default_rng(9).standard_normal((4, 6, 3)).astype(np.float32)
+    SequenceClassifier(hidden_size=3, epochs=1, pooling="mean").fit(x, [0, 1, 0, 1]).save(
+        tmp_path / "clf"
+    )
+    t = np.arange(300)
+    df = pd.DataFrame({"t": t, "y": np.sin(t / 5.0) + 0.1 * np.random.default_rng(0).random(300)})
+    fc = Forecaster(horizon=4, context=16, hidden_size=8, epochs=1).fit(df, time="t", target="y")
+    fc.save(tmp_path / "fc")
+    assert type(lsio.load(tmp_path / "fc")).__name__ == "Forecaster"  # its own format loads
+    for d, words in (("clf", "pooling='mean'"), ("fc", "cannot export a Forecaster")):
+        args = ["export", "onnx", "--model", str(tmp_path / d), "--out", str(tmp_path / "x.onnx")]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err

@@ -285,3 +285,11 @@ def test_table_marks_a_diverged_run():
     line = [r for r in markdown_table([row]).splitlines() if r.startswith("| copy")][0]
     assert "| no (diverged) |" in line
     assert "| no |" in markdown_table([dict(row, stop_reason="budget")])
+
+
+def test_gradient_flow_from_a_missing_directory_is_an_error(tmp_path, capsys):
+    rc = main(["inspect", "gradient-flow", "--length", "20", "--from", str(tmp_path / "nowhere"),
+               "--out", str(tmp_path / "o")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "nowhere: no such directory" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()  # nothing trained

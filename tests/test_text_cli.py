@@ -141,3 +141,22 @@ def test_bad_input(tmp_path, model_dir, capsys):
         )
     assert "not a text model" in one_line_error(capsys, "text", "train", "--data", str(tiny),
                                                 "--out", str(other), "--steps", "1")  # fmt: skip
+
+
+def test_resume_refuses_other_saved_settings(corpus, tmp_path, capsys):
+    """A resumed run keeps its model and stream: options that would change them are named, and
+    `--minutes 0` / `--steps 0` are refused by name."""
+    out = tmp_path / "r"
+    base = ["text", "train", "--data", str(corpus), "--out", str(out), *TINY]
+    assert run(capsys, *base, "--steps", "5")[0] == 0
+    err = one_line_error(capsys, *base, "--steps", "10", "--layers", "2", "--lr", "0.5")
+    assert "--layers 2 (saved 1), --lr 0.5 (saved 0.01)" in err and "new --out" in err
+    assert "--hidden-size 64 (saved 48)" in one_line_error(
+        capsys, "text", "train", "--data", str(corpus), "--out", str(out), "--steps", "10",
+        "--hidden-size", "64",
+    )  # fmt: skip
+    code, stdout, _ = run(capsys, "text", "train", "--data", str(corpus), "--out", str(out),
+                          "--steps", "10", "--no-progress", "--val-every", "1000")  # fmt: skip
+    assert code == 0 and "resuming" in stdout and "at step 10" in stdout  # options left out
+    for budget in (["--minutes", "0"], ["--steps", "0"]):
+        assert "budget must be positive" in one_line_error(capsys, *base[:-len(TINY)], *budget)

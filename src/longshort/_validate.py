@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -90,3 +92,9 @@ def check_state(s, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
             f"got {a.shape}"
         )
     return a
+
+
+def no_file(p, hint: str = "") -> str:
+    """The message for a path that is not a readable file: a directory, or nothing at all."""
+    what = f"{p} is a directory, not a file" if Path(p).is_dir() else f"{p} not found"
+    return what + (f"; {hint}" if hint else "")

@@ -36,9 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _leaf(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)parser the command words in argv lead to: `text train ...` -> its own parser."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            if word.startswith("-"):
+                continue
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand whose options these are not (argparse names the top level)
+        _leaf(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

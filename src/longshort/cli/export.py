@@ -22,14 +22,17 @@ def _export_onnx(args: argparse.Namespace) -> int:
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    proto = to_onnx(
-        model,
-        out,
-        opset=args.opset,
-        lengths=not args.no_lengths,
-        states=not args.no_states,
-        dtype=args.dtype,
-    )
+    try:
+        proto = to_onnx(
+            model,
+            out,
+            opset=args.opset,
+            lengths=not args.no_lengths,
+            states=not args.no_states,
+            dtype=args.dtype,
+        )
+    except TypeError as e:  # a model kind or setting ONNX export cannot express: say which
+        raise UserError(f"{args.model}: {e}") from None
     ins = ", ".join(i.name for i in proto.graph.input)
     outs = ", ".join(o.name for o in proto.graph.output)
     print(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import no_file
 from . import UserError
 
 
@@ -30,7 +31,7 @@ def read_sequence(path: str, input_size: int) -> np.ndarray:
     """One input sequence (T, I) from .npy ((T, I) or (1, T, I)) or .csv (a row per step)."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"input file {path} not found")
+        raise UserError(no_file(p, "--input takes a .npy or .csv file"))
     if p.suffix == ".npy":
         try:
             x = np.load(p, allow_pickle=False)
@@ -95,11 +96,17 @@ def _flow(args: argparse.Namespace) -> int:
     out = Path(args.out)
 
     def training(cfg) -> None:
+        if args.from_dir is not None:
+            print(f"no saved {cfg.model.upper()} model for {cfg.task} T={cfg.length} in "
+                  f"{args.from_dir}", flush=True)  # fmt: skip
         print(f"training {cfg.model.upper()} on {cfg.task} T={cfg.length} for at most "
               f"{cfg.budget_minutes:g} min / {cfg.budget_sequences:,} sequences", flush=True)  # fmt: skip
 
     if args.recall is not None and args.task != "copy":
         raise ValueError(f"--recall applies to --task copy only, not {args.task}")
+    if args.from_dir is not None and not Path(args.from_dir).is_dir():
+        raise ValueError(f"--from {args.from_dir}: no such directory (a `longshort lab compare` "
+                         "output directory; leave --from out to train the models here)")  # fmt: skip
     models = flow_models(args.task, args.length, args.models, args.from_dir, out / "models",
                          args.train_minutes, args.train_sequences, args.seed, training,
                          recall=args.recall)  # fmt: skip

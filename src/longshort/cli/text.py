@@ -11,6 +11,46 @@ from pathlib import Path
 CHECKPOINT = "checkpoint.safetensors"
 
 
+# `text train` options saved with a run (in text_model.json's "model" or "train"): their parser
+# default is None, so a resumed run can tell a setting the user gave from one left out
+MODEL_OPTIONS = {  # option dest -> (key in "model", default for a new run)
+    "level": ("level", "char"),
+    "hidden_size": ("hidden_size", 256),
+    "layers": ("num_layers", 1),
+    "tie": ("tie_weights", False),
+    **{
+        k: (k, 0.0)
+        for k in (
+            "dropout_input",
+            "dropout_hidden",
+            "dropout_output",
+            "weight_drop",
+            "embedding_dropout",
+            "ar",
+            "tar",
+        )
+    },  # fmt: skip
+}
+TRAIN_OPTIONS = {"lanes": 32, "bptt": 100, "variable_bptt": False, "optimizer": "adam",
+                 "lr": 2e-3, "clip": 1.0, "seed": 0}  # fmt: skip
+
+
+def _resume_conflicts(args, meta: dict) -> list[str]:
+    """The saved settings that `args` gives other values: ["--hidden-size 128 (saved 64)", ...]."""
+    given = [(d, meta["model"][k]) for d, (k, _) in MODEL_OPTIONS.items()]
+    given += [("embedding_size", meta["model"]["embedding_size"])]
+    given += [(d, meta["train"][d]) for d in TRAIN_OPTIONS]
+    return [f"--{d.replace('_', '-')} {getattr(args, d)} (saved {saved})" for d, saved in given
+            if getattr(args, d) is not None and getattr(args, d) != saved]  # fmt: skip
+
+
+def _fill_defaults(args) -> None:
+    """A new run: every saved option left out takes its default."""
+    for d, default in [*((d, v) for d, (_, v) in MODEL_OPTIONS.items()), *TRAIN_OPTIONS.items()]:
+        if getattr(args, d) is None:
+            setattr(args, d, default)
+
+
 def _fresh_or_resume(out: Path, text: str, args):
     """(model, vocab, meta, resuming) for `text train`: a new model, or the one in `out`."""
     from ..models.language_model import LanguageModelConfig
@@ -22,10 +62,16 @@ def _fresh_or_resume(out: Path, text: str, args):
         meta = read_meta(out)
         if meta["data"]["sha256"] != sha:
             raise ValueError(f"{out} was trained on another text; use a new --out to start afresh")
+        bad = _resume_conflicts(args, meta)
+        if bad:
+            raise ValueError(f"{out} holds a run with other settings than {', '.join(bad)}: leave "
+                             "these options out to resume it, or use a new --out to start "
+                             "afresh")  # fmt: skip
         vocab = Vocab.load(out / "vocab.json")
         return build_model(LanguageModelConfig(**meta["model"]), vocab), vocab, meta, True
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         read_meta(out)  # a one-line error unless it is ours
+    _fill_defaults(args)
     train_text = split_text(text, args.val_fraction, args.test_fraction)[0]
     word = args.level == "word"
     max_size = args.max_vocab or (10000 if word else None)
@@ -92,6 +138,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.minutes is None and args.steps is None:
         raise ValueError("give a budget: --minutes M or --steps N")
+    if (args.minutes is not None and not args.minutes > 0) or (args.steps is not None
+                                                               and args.steps < 1):  # fmt: skip
+        raise ValueError("the budget must be positive: --minutes M > 0 or --steps N >= 1")
     text, out = read_text(args.data), Path(args.out)
     model, vocab, meta, resuming = _fresh_or_resume(out, text, args)
     d, t = meta["data"], meta["train"]
@@ -265,22 +314,25 @@ def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a language model on a UTF-8 text file")
     t.add_argument("--data", required=True, help="UTF-8 text file")
     t.add_argument("--out", required=True, help="model directory (resumes if it has a checkpoint)")
-    t.add_argument("--level", choices=["char", "word"], default="char")
+    t.add_argument("--level", choices=["char", "word"], help="default char")
     t.add_argument("--minutes", type=float, help="training-time budget in minutes")
     t.add_argument("--steps", type=int, help="optimiser-step budget")
     t.add_argument("--embedding-size", type=int, help="default 64 (char) / 200 (word)")
-    t.add_argument("--hidden-size", type=int, default=256)
-    t.add_argument("--layers", type=int, default=1)
-    t.add_argument("--tie", action="store_true", help="tie input and output embeddings")
+    # the options saved with a run (MODEL_OPTIONS, TRAIN_OPTIONS) default to None: see there
+    t.add_argument("--hidden-size", type=int, help="default 256")
+    t.add_argument("--layers", type=int, help="default 1")
+    t.add_argument("--tie", action="store_true", default=None,
+                   help="tie input and output embeddings")  # fmt: skip
     for name in ("dropout-input", "dropout-hidden", "dropout-output", "weight-drop",
                  "embedding-dropout", "ar", "tar"):  # fmt: skip
-        t.add_argument(f"--{name}", type=float, default=0.0)
-    t.add_argument("--lanes", "--batch", type=int, default=32, help="parallel streams B")
-    t.add_argument("--bptt", type=int, default=100, help="truncated BPTT length")
-    t.add_argument("--variable-bptt", action="store_true", help="AWD-style random BPTT lengths")
-    t.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], default="adam")
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+        t.add_argument(f"--{name}", type=float, help="default 0")
+    t.add_argument("--lanes", "--batch", type=int, help="parallel streams B (default 32)")
+    t.add_argument("--bptt", type=int, help="truncated BPTT length (default 100)")
+    t.add_argument("--variable-bptt", action="store_true", default=None,
+                   help="AWD-style random BPTT lengths")  # fmt: skip
+    t.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], help="default adam")
+    t.add_argument("--lr", type=float, help="default 2e-3")
+    t.add_argument("--clip", type=float, help="gradient norm clip (default 1)")
     t.add_argument("--schedule", choices=["none", "plateau", "step", "cosine"], default="none")
     t.add_argument("--lr-gamma", type=float, default=0.5, help="lr factor (plateau, step)")
     t.add_argument("--lr-step", type=int, default=1000, help="steps between decays (step)")
@@ -293,7 +345,7 @@ def _add_train(sub) -> None:
     t.add_argument("--test-fraction", type=float, default=0.05)
     t.add_argument("--max-vocab", type=int, help="word level default 10000 (rest -> <unk>)")
     t.add_argument("--min-count", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--no-progress", dest="progress", action="store_false")
     t.set_defaults(func=_train)
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import no_file
+
 FORMATS = ".ts (UCR/UEA), .npz (X, y[, lengths]) or .csv (long format: id,time,features...,label)"
 
 
@@ -100,7 +102,7 @@ def read_sequences(path) -> tuple[list[np.ndarray], np.ndarray]:
             f"unknown file format {p.suffix or '(no extension)'!r} for {p}: use {FORMATS}"
         )
     if not p.is_file():
-        raise FileNotFoundError(f"{p} not found")
+        raise FileNotFoundError(no_file(p))
     X, y = readers[p.suffix.lower()](p)
     pad_sequences(X)  # the same checks the classifier makes, with file context
     if len(y) != len(X):
@@ -134,7 +136,10 @@ def read_long_csv(path) -> tuple[list[np.ndarray], np.ndarray]:
     """Long format: header `id,time,<features...>,label`, one row per step of a sequence."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    if not rows or len(rows[0]) < 4 or [h.strip().lower() for h in rows[0][:2]] != ["id", "time"]:
+    if not any(c.strip() for r in rows for c in r):
+        raise ValueError(f"{path} is empty: it needs a header id,time,<feature columns...>,label "
+                         "and a row per step")  # fmt: skip
+    if len(rows[0]) < 4 or [h.strip().lower() for h in rows[0][:2]] != ["id", "time"]:
         raise ValueError(f"{path}: the header must be id,time,<feature columns...>,label")
     if rows[0][-1].strip().lower() != "label":
         raise ValueError(f"{path}: labels are missing: the last column must be 'label'")

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._validate import no_file
+
 # Seasonal periods of calendar frequencies (fixed steps use their steps per day and week).
 SEASONS = {"W": [52], "M": [12], "Q": [4]}
 
@@ -50,7 +52,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file (by extension); an empty file is a ValueError."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p} not found; pass an existing CSV or Parquet file")
+        raise FileNotFoundError(no_file(p, "pass an existing CSV or Parquet file"))
     if p.stat().st_size == 0:
         raise ValueError(f"{p} is empty; it needs a header row and at least one data row")
     try:
@@ -103,7 +105,16 @@ def _numeric(col: pd.Series, name: str) -> np.ndarray:
             f"column {name!r} must be numeric but row {i + 1} holds {col.iloc[i]!r}; "
             "fix or remove the non-numeric values"
         )
-    return num.to_numpy(np.float64)
+    out = num.to_numpy(np.float64)
+    inf = np.isinf(out)
+    if inf.any():
+        i = int(np.flatnonzero(inf)[0])
+        raise ValueError(
+            f"column {name!r} holds an infinite value ({col.iloc[i]}) in row {i + 1} "
+            f"({int(inf.sum())} in all); replace them with numbers or leave the cells empty "
+            "(missing values are interpolated)"
+        )
+    return out
 
 
 def parse_time(col: pd.Series, name: str) -> pd.Index:

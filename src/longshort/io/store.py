@@ -29,7 +29,7 @@ RECURRENT = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
 # Other formats written as config.json + model.safetensors: format -> (module, class with .load).
 APP_FORMATS = {
     "longshort-classifier-1": ("..models.classifier", "SequenceClassifier"),
-    "longshort-forecaster-1": ("..models.forecaster", "Forecaster"),
+    "longshort-forecaster-2": ("..models.forecaster", "Forecaster"),
 }
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import no_file
+
 UNK = "<unk>"
 LEVELS = ("char", "word")
 _WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*|\n|[^\w\s]|_")
@@ -105,7 +107,7 @@ def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file, with clear errors for a missing, empty or binary file."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no text file at {p}")
+        raise FileNotFoundError(no_file(p, "pass a UTF-8 text file"))
     raw = p.read_bytes()
     if not raw.strip():
         raise ValueError(f"{p} is empty; give a UTF-8 text file with some text in it")

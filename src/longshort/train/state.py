@@ -128,7 +128,11 @@ def restore_trainer(t, arrays: dict[str, np.ndarray], meta: dict) -> None:
     t.model.load_state_dict(group(arrays, "model"))
     t.optimizer.load_state_dict({"arrays": group(arrays, "optim"), "scalars": meta["optimizer"]})
     if (meta["schedule"] is None) != (t.schedule is None):
-        raise ValueError("the checkpoint and this run disagree on whether an lr schedule is used")
+        raise ValueError(
+            "the checkpoint and this run disagree on whether an lr schedule is used: resume with "
+            "the schedule the run started with (e.g. --schedule), or start afresh in a new "
+            "directory"
+        )
     if t.schedule is not None:
         t.schedule.load_state_dict(meta["schedule"])
     gens = module_generators(t.model)
