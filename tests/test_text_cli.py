@@ -159,4 +159,4 @@ def test_resume_refuses_other_saved_settings(corpus, tmp_path, capsys):
                           "--steps", "10", "--no-progress", "--val-every", "1000")  # fmt: skip
     assert code == 0 and "resuming" in stdout and "at step 10" in stdout  # options left out
     for budget in (["--minutes", "0"], ["--steps", "0"]):
-        assert "budget must be positive" in one_line_error(capsys, *base[:-len(TINY)], *budget)
+        assert "budget must be positive" in one_line_error(capsys, *base[: -len(TINY)], *budget)
