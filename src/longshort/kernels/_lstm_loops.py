@@ -138,11 +138,12 @@ def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
 
 @njit(**JIT)
 def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp, b0, b1):
-    """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, 4H) written.
+    """Rows b0:b1 of BPTT; dh, dc (B, H) carried in place; dz (B, T, Gp) written, Gp >= 4H
+    (its first 4H columns; see kernels/lstm.py on the padding).
     wp_hh = _tiles.pack(W_hh): (H // 32, 4H, 32) panels for dh = dz W_hh; for a batch of one
     _tiles.pack_rows(W_hh), or (0, 0, 32) for a short one (gemv)."""
     B, T, G = gates.shape
-    H, nb = G // 4, b1 - b0
+    H, nb, Gp = G // 4, b1 - b0, dz.shape[2]
     full = True
     for r in range(b0, b1):
         full = full and lens[r] >= T
@@ -165,11 +166,11 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
                     dhb[j] += dyr[j]
             _dz_row(dz[r, t], gates[r, t], tcs[r, t], cs[r, t], dhb, dc[r], H)
         if wp_hh.shape[1] == 0:  # a short single row: gemv on W_hh
-            gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * G, 0.0, out, b0 * H)
+            gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * Gp, 0.0, out, b0 * H)
         elif wp_hh.shape[2] != NR:  # a batch of one: the one-row layout (_tiles.pack_rows)
-            pgemv(H, G, dz, (b0 * T + t) * G, wp_hh, w_hh, 0.0, out, b0 * H)
+            pgemv(H, G, dz, (b0 * T + t) * Gp, wp_hh, w_hh, 0.0, out, b0 * H)
         else:
-            pgemm(nb, H, G, dz, (b0 * T + t) * G, T * G, wp_hh,
+            pgemm(nb, H, G, dz, (b0 * T + t) * Gp, T * Gp, wp_hh,
                   w_hh, 0, H, 0.0, out, b0 * H, H)  # fmt: skip
         if not full:
             for r in range(b0, b1):
@@ -183,7 +184,9 @@ TILE_WGRAD_MAX_I = 256
 
 @njit(**JIT)
 def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
-    """Rows b0:b1 of dz (B, T, G): dx = dz W_ih (unless dx is (0, T, I)), their partial dW_ih = dz^T x,
+    """Rows b0:b1 of dz (B, T, Gp), G = dW_ih's rows <= Gp the columns used (a row length of
+    Gp > G keeps dz^T's reads off one cache set: see kernels/lstm.py):
+    dx = dz W_ih (unless dx is (0, T, I)), their partial dW_ih = dz^T x,
     dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
 
     dx = dz W_ih goes through the tiles (_tiles.tgemm; W_ih (4H, I) row-major already has the
@@ -196,25 +199,27 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     One row: a single BLAS product each is faster.
     """
     B, T, I = x.shape
-    G, H, nb = dz.shape[2], hs.shape[2], b1 - b0
+    G, Gp, H, nb = dw_ih.shape[0], dz.shape[2], hs.shape[2], b1 - b0
     if dx.shape[0] > 0:  # (0, T, I): the caller does not need dx
-        tgemm(nb * T, I, G, dz, b0 * T * G, G, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)
+        tgemm(nb * T, I, G, dz, b0 * T * Gp, Gp, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)
     if nb > 1 and I <= TILE_WGRAD_MAX_I:
         wt = np.empty((I, G), dz.dtype)
-        tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * G, G, 32, 0.0, wt, 0, G, 128)
+        tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * Gp, Gp, 32, 0.0, wt, 0, G, 128)
         dw_ih[:, :] = wt.T
     else:
-        gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
+        gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * Gp, Gp, x, b0 * T * I, I,
+             0.0, dw_ih, 0, I)  # fmt: skip
     if nb == 1:  # one product: BLAS is faster than the tiles at K = T
-        gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * G, G, hs, b0 * (T + 1) * H, H, 0.0, dw_hh, 0, H)
+        gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * Gp, Gp, hs, b0 * (T + 1) * H, H,
+             0.0, dw_hh, 0, H)  # fmt: skip
     else:  # dW_hh = sum over rows of dz_b^T h_b: dz_b read transposed in place, h_b as panels
         for b in range(b0, b1):
             beta = 0.0 if b == b0 else 1.0
-            tgemm(G, H, T, dz, b * T * G, 1, G, hs, b * (T + 1) * H, H, 32, beta, dw_hh, 0, H, T)
+            tgemm(G, H, T, dz, b * T * Gp, 1, Gp, hs, b * (T + 1) * H, H, 32, beta, dw_hh, 0, H, T)
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):
-            db += dz[b, t]
+            db += dz[b, t, :G]
 
 
 @njit(**JIT)
