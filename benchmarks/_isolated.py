@@ -80,7 +80,7 @@ class Workers:
         self.conns[lib].send((kind, k))
         return self.conns[lib].recv()
 
-    def interleaved(self, kind, libs, reps, pause=0.05, block_s=0.005) -> dict:
+    def interleaved(self, kind, libs, reps, pause=0.05, block_s=0.02) -> dict:
         inner = {n: max(2, int(block_s / max(self.ask(n, kind, 0), 1e-7))) for n in libs}
         times = {n: [] for n in libs}
         for r in range(reps):

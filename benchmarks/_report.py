@@ -122,10 +122,15 @@ def targets(result) -> list[str]:
             f"{_ok(ours[-1] <= theirs[-1])} peak RSS (64,200,64,256,2): {ours[-1]:.0f} MB vs "
             f"torch {theirs[-1]:.0f} MB (process totals, each with its own imports)"
         )
-        grow = ours[-1] - ours[0]
+        # growth = a leak: the peak must stay put from the second step on. The first step's peak
+        # is lower for both libraries (allocator layout: the second step's buffers do not all
+        # fit the holes the first left; the NumPy memory traced by tracemalloc peaks at the
+        # same 258.9 MB in every step), so that warm-up rise is printed, not judged
+        grow, warm, twarm = ours[-1] - ours[1], ours[1] - ours[0], theirs[1] - theirs[0]
         out.append(
-            f"{_ok(grow <= 0.02 * ours[0])} no growth over {len(ours)} steps: "
-            f"+{grow:.0f} MB after the first"
+            f"{_ok(grow <= 0.01 * ours[-1])} no growth over {len(ours)} steps: "
+            f"+{grow:.0f} MB from step 2 to {len(ours)} (step 1 -> 2: +{warm:.0f} MB; "
+            f"torch +{twarm:.0f} MB)"
         )
     if "cold_start" in result:
         lib = next(k for k in result["cold_start"] if k != "torch")

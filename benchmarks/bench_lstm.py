@@ -4,7 +4,7 @@
                                     [--isolate]
 
 For each (B, T, I, H, L) it times, interleaving the implementations in rounds (per round and
-library: one untimed call, then a block of back-to-back calls, at least two and 5 ms; medians of
+library: one untimed call, then a block of back-to-back calls, at least two and 20 ms; medians of
 the blocks' means over rounds):
     inference       longshort forward(need_cache=False) | torch no_grad forward | ORT session.run
     training step   forward + backward with parameter gradients; x is data, so neither library
@@ -115,7 +115,7 @@ def spin(seconds: float) -> None:
         pass
 
 
-def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.005) -> dict:
+def interleaved(fns: dict, reps: int, pause: float = 0.06, block_s: float = 0.02) -> dict:
     """Median seconds per call, measured in rounds: in each round every implementation runs one
     block of back-to-back calls, in an order rotating every round. A block is one untimed call
     (it wakes the library's threads after the pause) and then timed calls, at least two and at
@@ -123,11 +123,17 @@ def interleaved(fns: dict, reps: int, pause: float = 0.025, block_s: float = 0.0
     it again and again sees it.
 
     `pause` before each block (a busy wait, see `spin`) lets the previous library's thread pool
-    go idle: ONNX Runtime's threads keep spinning after a run, and 2 ms after one a
+    go idle. ONNX Runtime's worker spins for about 40 ms after a run (the process used 40 ms of
+    CPU in any sleep of 40-100 ms after a few runs of (32,100,32,128,1)): right after ORT and
+    25 / 100 / 300 ms later, our (32,100,32,128,1) inference took 5.1 / 4.0 / 2.5 / 2.4 ms,
+    1.9 ms with no ORT call before, hence 60 ms (25 ms before 2026-12-02 16:15). 2 ms after one a
     (128,50,128,512,1) longshort forward took 123 ms against 90 ms alone (98 ms after 20 ms);
     2 ms after torch's streaming step ours took 14.5 us against 9.3 alone. The untimed first call
     matters after the pause too: a (32,100,32,128,1) training step right after 25 ms of waiting
-    took 7.5-7.7 ms against 6.9 back to back, torch's 10.9-11.1 against 10.3 (40 rounds each)."""
+    took 7.5-7.7 ms against 6.9 back to back, torch's 10.9-11.1 against 10.3 (40 rounds each);
+    and this VM's cores take several ms to come back to speed: (32,100,32,128,1) inference calls
+    after a 20 ms pause ran 2.67, 2.57, 2.37, then 2.3 ms (medians of 30 by position) against 2.06
+    in a tight loop, hence blocks of at least 20 ms (5 ms before 2026-12-02 16:10)."""
     inner = {}
     for n, f in fns.items():  # warm up (JIT, caches, thread pools) and size the blocks
         f()
