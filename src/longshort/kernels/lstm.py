@@ -184,7 +184,12 @@ def lstm_step(x_t, state, weights):
     """Fused `ops.lstm.lstm_step`: x_t (B, I), (h, c) (B, H) -> ((h_t, c_t), gates (B, 4H))."""
     h, c = state
     dt = h.dtype
-    hn, cn, z = _step(*(_c(a, dt) for a in (x_t, h, c, *weights)))
+    args = (x_t, h, c, *weights)
+    for a in args:  # as is when every array is already right (a streaming loop's case)
+        if type(a) is not np.ndarray or a.dtype != dt or not a.flags.c_contiguous:
+            args = tuple(_c(a, dt) for a in args)
+            break
+    hn, cn, z = _step(*args)
     return (hn, cn), z
 
 

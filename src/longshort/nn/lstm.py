@@ -186,18 +186,15 @@ class LSTM(Recurrent):
         x_t = np.asarray(x_t, dtype=self.dtype)
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
             raise ValueError(f"x_t must have shape (B, {self.input_size}), got {x_t.shape}")
-        L, B = self.num_layers, x_t.shape[0]
+        L, B, dt = self.num_layers, x_t.shape[0], self.dtype
         shape = (L, B, self.hidden_size)
-        if (
-            isinstance(state, tuple)
-            and len(state) == 2
-            and all(
-                isinstance(s, np.ndarray) and s.shape == shape and s.dtype == self.dtype
-                for s in state
-            )
-        ):
+        h = c = None
+        if type(state) is tuple and len(state) == 2:
             h, c = state
-        else:
+            if not (type(h) is np.ndarray and type(c) is np.ndarray and h.shape == shape
+                    and c.shape == shape and h.dtype == dt and c.dtype == dt):  # fmt: skip
+                h = None
+        if h is None:
             h, c = self._check_states(state, B)
         step = self._kernel_ops()[2]
         if self._features():  # evaluation masks: zoneout's expectation, no dropout
