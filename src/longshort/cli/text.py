@@ -64,8 +64,8 @@ def _fresh_or_resume(out: Path, text: str, args):
             raise ValueError(f"{out} was trained on another text; use a new --out to start afresh")
         bad = _resume_conflicts(args, meta)
         if bad:
-            raise ValueError(f"{out} holds a run with other settings than {', '.join(bad)}: leave "
-                             "these options out to resume it, or use a new --out to start "
+            raise ValueError(f"{out} holds a run saved with other settings: {', '.join(bad)}; "
+                             "leave these options out to resume it, or use a new --out to start "
                              "afresh")  # fmt: skip
         vocab = Vocab.load(out / "vocab.json")
         return build_model(LanguageModelConfig(**meta["model"]), vocab), vocab, meta, True
