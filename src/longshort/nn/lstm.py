@@ -51,7 +51,6 @@ class LSTM(Recurrent):
     GATES = 4
     STATES = 2
     KIND = "lstm"
-    _SKIPS_DX = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, dtype=np.float32, *,

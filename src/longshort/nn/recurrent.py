@@ -55,7 +55,6 @@ class Recurrent(Module):
     GATES = 1
     STATES = 1
     KIND = "rnn"
-    _SKIPS_DX = False  # whether _op_backward takes need_dx=False (see backward)
 
     def __init__(
         self,
@@ -115,7 +114,7 @@ class Recurrent(Module):
     def _op_forward(self, x, state, w, lengths, need_cache):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _op_backward(self, dy, dstate, cache):  # pragma: no cover - abstract
+    def _op_backward(self, dy, dstate, cache, need_dx=True):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _kernel_ops(self):
@@ -132,12 +131,10 @@ class Recurrent(Module):
 
     def _run_backward(self, dy, dstate, cache, need_dx: bool = True):
         """_op_backward, through checkpointed segments if the forward kept them; need_dx=False
-        lets a kind that can (_SKIPS_DX) leave the input's gradient out (dx may be None)."""
+        lets a kind that can (the plain LSTM) leave the input's gradient out (dx may be None)."""
         if isinstance(cache, CheckpointCache):
             return checkpointed_backward(self._op_forward, self._op_backward, dy, dstate, cache)
-        if need_dx or not self._SKIPS_DX:
-            return self._op_backward(dy, dstate, cache)
-        return self._op_backward(dy, dstate, cache, need_dx=False)
+        return self._op_backward(dy, dstate, cache, need_dx)
 
     # --- hooks a subclass may override (the LSTM's variants do) ----------------------------------
     def _state_sizes(self) -> tuple[int, ...]:

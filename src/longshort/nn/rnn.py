@@ -57,7 +57,7 @@ class RNN(Recurrent):
         y, h_n, cache = forward(x, state[0], w, lengths, need_cache, nonlinearity=self.nonlinearity)
         return y, (h_n,), cache
 
-    def _op_backward(self, dy, dstate, cache):
+    def _op_backward(self, dy, dstate, cache, need_dx=True):  # dx always computed
         dx, dh0, grads = self._kernel_ops()[1](dy, dstate[0], cache)
         return dx, (dh0,), grads
 

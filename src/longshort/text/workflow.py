@@ -123,11 +123,6 @@ def token_nats_each(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     return -np.take_along_axis(logp, y[..., None], -1)[..., 0]
 
 
-def token_nats(logits: np.ndarray, y: np.ndarray) -> float:
-    """Sum over positions of -log softmax(logits)[y], in float64: logits (B, K, V), y (B, K)."""
-    return float(token_nats_each(logits, y).sum())
-
-
 def summarize(total_nats: float, tokens: int) -> dict:
     """{"nats", "bpc" (bits per token), "perplexity", "tokens"} from a sum of nats."""
     nats = total_nats / tokens
