@@ -49,8 +49,9 @@ def table(result) -> list[str]:
 
 
 def peak(result) -> float:
-    """GFLOP/s: the best 2048^3 product, or the best rate any library reached in this run if
-    that was higher (so the bound never overstates what is impossible)."""
+    """GFLOP/s: the CPU's measured FMA peak (older results: the best 2048^3 product), or the best
+    rate any library reached in this run if that was higher (so the bound never overstates what
+    is impossible)."""
     best = result["peak"]["peak_gflops"]
     for row in result.get("configs", []):
         for kind in ("inference", "train"):
@@ -65,9 +66,14 @@ def roofline(result) -> list[str]:
         return []
     pk = dict(result["peak"], peak_gflops=peak(result))
     lines = [
-        f"\nroofline: float32 peak {pk['peak_gflops']:.0f} GFLOP/s ({pk.get('n', 2048)}^3 product: "
-        f"NumPy {pk['numpy']:.0f}, torch {pk['torch']:.0f}; or the best rate of this run); "
-        "bound = FLOPs / peak / the other's time",
+        f"\nroofline: float32 peak {pk['peak_gflops']:.0f} GFLOP/s ("
+        + (
+            f"FMAs on every core: {pk['fma_gflops']:.0f}, one core {pk['fma_per_core']:.0f}; "
+            if "fma_gflops" in pk
+            else ""
+        )
+        + f"{pk.get('n', 2048)}^3 product: NumPy {pk['numpy']:.0f}, torch {pk['torch']:.0f}; "
+        "or the best rate of this run); bound = FLOPs / peak / the other's time",
         f"{'config (B,T,I,H,L)':<22}{'infer GFLOP/s: ls':>18}{'torch':>7}{'ort':>7}"
         f"{'bound/ort':>10}{'train GFLOP/s: ls':>19}{'torch':>7}{'bound/torch':>12}",
     ]

@@ -45,6 +45,8 @@ SHAPES = [
     (4, 7, 5, 9, [7, 7, 7, 7]),
     (17, 5, 40, 32, None),  # full 32-column panels only (kernels/_tiles.py)
     (6, 3, 1, 12, None),  # one input feature: x^T has both strides 1
+    (9, 6, 64, 40, [6, 2, 0, 6, 5, 6, 1, 6, 3]),  # I % 32 == 0: dW_ih = dz^T x, x in place
+    (4, 5, 32, 33, None),
     (33, 12, 6, 70, None),
     (33, 12, 6, 70, list(range(12)) * 2 + [12] * 9),
 ]

@@ -60,6 +60,12 @@ from ._jit import _check_arrays, gemm, gemv
 log = logging.getLogger(__name__)
 
 NR = 32  # columns per panel
+# Longest K a tile runs before its accumulators go back to C: the tile's mr x KC block of A
+# (8 x 512 float32, 4 x 512 float64: 16 KiB) stays in L1 (48 KiB here) while the panels pass.
+# A product alone, M = 64, K = 2048, N = 512 (dz W_hh at H = 512) on both cores: 212 GFLOP/s
+# unblocked, 408 with K cut in 512s; inside the BPTT loop (A just written, already in L1/L2) the
+# two were level (37-41 ms a (64, 50, H = 512) backward loop either way).
+KC = 512
 MR = {"s": 8, "d": 4}  # rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators
 NP = {"s": 4, "d": 2}  # panels per one-row product: 4 x 2 <16 x float> = 2 x 4 <8 x double>
 _LANES = {"s": 16, "d": 8}
@@ -650,8 +656,9 @@ def tgemm(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, ldc, 
     remainder goes through BLAS, which needs aks == 1 or ars == 1).
     B's columns 32 p .. 32 p + 31 at row k start at b_off + p bps + k ldb: bps = 32 for a
     row-major B (ldb its row length), bps = 32 K, ldb = 32 for pack(B). Columns that do not fill
-    a panel go through BLAS (which then needs B row-major: bps = 32). K is cut in blocks of kb
-    rows so that a block of B's panels stays in L2 while the row tiles pass over it.
+    a panel go through BLAS (which then needs B row-major: bps = 32). K is cut in blocks of
+    min(kb, KC) rows so that a block of B's panels stays in L2 while the row tiles pass over it,
+    and a tile's rows of A in L1.
     """
     raise NotImplementedError("tgemm is only callable from compiled code")  # pragma: no cover
 
@@ -667,6 +674,7 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
         P = N // NR
         a0, b0, c0 = A.ctypes.data + a_off * size, B.ctypes.data + b_off * size, C.ctypes.data
         c0 += c_off * size
+        kb = min(kb, KC)  # a tile's rows of A (mr x kb) must stay in L1
         for k0 in range(0, K, kb):
             kn = min(kb, K - k0)
             acc = np.int32(1 if beta != 0 or k0 > 0 else 0)

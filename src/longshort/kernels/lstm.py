@@ -176,7 +176,7 @@ def lstm_backward(dy, dstate, cache, need_dx=True):
         dw_ih = np.empty((chunks, 4 * H, I), dt)  # one partial sum per chunk
         dw_hh, db = np.empty((chunks, 4 * H, H), dt), np.empty((chunks, 4 * H), dt)
         (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db)
-    dw_ih, dw_hh, db = dw_ih.sum(0), dw_hh.sum(0), db.sum(0)
+    dw_ih, dw_hh, db = dw_ih[0], dw_hh[0], db[0]  # the kernel added the chunks' sums into [0]
     return (dx if need_dx else None), (dh, dc), LSTMWeights(dw_ih, dw_hh, db, db.copy())
 
 
