@@ -77,3 +77,38 @@ def test_bidirectional_layers_cannot_stream():
         LSTM(2, 3, bidirectional=True).step(np.zeros((1, 2), np.float32))
     with pytest.raises(ValueError, match="unidirectional"):
         RecurrentStack([GRU(2, 3, bidirectional=True)]).step(np.zeros((1, 2), np.float32))
+
+
+def test_one_layer_fast_step_follows_weight_changes():
+    """A one-layer LSTM's step() and T = 1 forward go straight to the compiled step with weights
+    memoised by identity: the results must still follow every way the weights can change."""
+    pytest.importorskip("numba")
+    layer = LSTM(5, 7, seed=0)
+    ref = LSTM(5, 7, seed=0, impl="reference")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    state = tuple(rng.standard_normal((1, 3, 7)).astype(np.float32) for _ in range(2))
+
+    def agree():
+        for name, p in layer.named_parameters():
+            getattr(ref, name).data = np.asarray(p.data, np.float32).copy()
+        y, s = layer.step(x, state)
+        y_r, s_r = ref.step(x, state)
+        assert err(y, y_r) < 1e-6 and err(s, s_r) < 1e-6
+        f, fs = layer.forward(x[:, None], need_cache=False)
+        f_r, fs_r = ref.forward(x[:, None], need_cache=False)
+        assert err(f, f_r) < 1e-6 and err(fs, fs_r) < 1e-6
+        assert not np.shares_memory(f, fs[0])  # y must not alias h_n
+
+    agree()
+    layer.weight_hh_l0.data *= 0.5  # in place: the memoised array is the same object
+    agree()
+    layer.weight_ih_l0.data = rng.standard_normal((28, 5)).astype(np.float32)  # replaced
+    agree()
+    layer.bias_ih_l0.data = np.asfortranarray(rng.standard_normal((28, 1)))[:, 0]  # float64
+    agree()
+    layer.impl = "reference"  # reassigned: the memo is dropped
+    agree()
+    h_t = np.asfortranarray(state[0][0])[None]  # a non-contiguous state takes the general path
+    y, _ = layer.step(x, (h_t, state[1]))
+    assert err(y, ref.step(x, state)[0]) < 1e-6

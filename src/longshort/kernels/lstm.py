@@ -193,4 +193,9 @@ def lstm_step(x_t, state, weights):
     return (hn, cn), z
 
 
+# The compiled step itself, for callers that have already checked their arrays (nn.LSTM keeps
+# its weights checked between calls): raw(x_t, h, c, w_ih, w_hh, b_ih, b_hh) -> (h_t, c_t, gates)
+# with every array C-contiguous of one dtype.
+lstm_step.raw = _step
+
 forward, backward, step = lstm_forward, lstm_backward, lstm_step

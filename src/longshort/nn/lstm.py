@@ -135,9 +135,40 @@ class LSTM(Recurrent):
             x = _check_x(x, self.input_size, self.dtype, "LSTM")
             z = np.zeros((x.shape[0], self.hidden_size), self.dtype)
             self.__dict__["_ctx"] = None
+            fast = self._compiled_step(0) if x.shape[1] == 1 else None
+            if fast is not None:  # one step: straight to the compiled step (x[:, 0] is contiguous)
+                h, c, _ = fast[0](x[:, 0], z, z, *fast[1])
+                return h[:, None].copy(), (h[None], c[None])  # y must not alias h_n
             y, (h, c), _ = self._kernel_ops()[0](x, (z, z), self.weights(0), None, False)
             return y, (h[None], c[None])
         return super().forward(x, state, lengths, need_cache)
+
+    def _compiled_step(self, layer: int):
+        """(raw compiled step, (w_ih, w_hh, b_ih, b_hh)) when `layer` runs the fused plain LSTM
+        and its four arrays are already C-contiguous in the layer's dtype, else None.
+
+        Memoised per layer on the identity of the four .data arrays, compared at every call (an
+        optimiser that replaces them is seen; one that writes in place changes nothing the memo
+        holds; Module.__setattr__ drops the memo when a Parameter or `impl` is reassigned). A
+        streaming call so skips get_ops, the weights tuple and the dtype/layout checks.
+        """
+        a, b, c, d = self._params(layer, 0)
+        datas = (a.data, b.data, c.data, d.data)
+        memo = self.__dict__.get("_step_memo")
+        if memo is None:
+            memo = self.__dict__["_step_memo"] = {}
+        hit = memo.get(layer)
+        if hit is not None:
+            k = hit[0]
+            if k[0] is datas[0] and k[1] is datas[1] and k[2] is datas[2] and k[3] is datas[3]:
+                return hit[1]
+        raw = getattr(self._kernel_ops()[2], "raw", None)
+        ok = raw is not None and not self._features()
+        for arr in datas:
+            ok = ok and type(arr) is np.ndarray and arr.dtype == self.dtype
+            ok = ok and arr.flags.c_contiguous
+        memo[layer] = (datas, (raw, datas) if ok else None)
+        return memo[layer][1]
 
     def _op_forward(self, x, state, w, lengths, need_cache):
         if isinstance(w, V.ExtArgs):
@@ -195,6 +226,11 @@ class LSTM(Recurrent):
                 h = None
         if h is None:
             h, c = self._check_states(state, B)
+        if L == 1 and x_t.flags.c_contiguous and h.flags.c_contiguous and c.flags.c_contiguous:
+            fast = self._compiled_step(0)
+            if fast is not None:  # the streaming case: checked arrays straight to the kernel
+                h_t, c_t, _ = fast[0](x_t, h[0], c[0], *fast[1])
+                return h_t, (h_t[None], c_t[None])
         step = self._kernel_ops()[2]
         if self._features():  # evaluation masks: zoneout's expectation, no dropout
             opts = V.options(self.variants, None, False, B, 1, self.hidden_size,

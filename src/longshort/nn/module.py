@@ -47,6 +47,7 @@ class Module:
         params.pop(name, None)
         mods.pop(name, None)
         self.__dict__.pop("_param_memo", None)  # lookups of Parameter objects (nn/recurrent.py)
+        self.__dict__.pop("_step_memo", None)  # the streaming step's weights (nn/lstm.py)
         if isinstance(value, Parameter):
             params[name] = value
         elif isinstance(value, Module):
