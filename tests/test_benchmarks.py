@@ -44,14 +44,16 @@ def test_bench_runs_and_reports(tmp_path, isolate):
 
 
 def test_fma_loop_computes_what_it_times():
-    """The peak loop's IR is real work: 16 chains of acc * 0.5 + 0.25 from 0 converge to 0.5,
-    summed over the chains: 8.0 in every lane."""
+    """The peak loop's IR is real work, n iterations of it: 16 chains of a <- a * 0.5 + 0.25 from
+    0 (a_n = 0.5 - 0.5^(n+1)), summed over the chains: 4, 6, 7 after 1, 2, 3 iterations, 8.0 in
+    every lane once converged."""
     import ctypes
 
     from _fma_peak import _compile
 
     engine, fn = _compile(8)
     out = (ctypes.c_float * 8)()
-    fn(60, ctypes.addressof(out))
-    assert list(out) == [8.0] * 8
+    for n, want in ((1, 4.0), (2, 6.0), (3, 7.0), (60, 8.0)):
+        fn(n, ctypes.addressof(out))
+        assert list(out) == [want] * 8, n
     del engine

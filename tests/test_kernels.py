@@ -84,6 +84,23 @@ def test_fused_op_matches_reference(dtype, shape):
     assert (f["cache"].mask is None) == (r["cache"].mask is None)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunks", [2, 3])
+@pytest.mark.parametrize(
+    "shape", [(7, 9, 64, 33, [9, 2, 0, 9, 5, 1, 9]), (5, 6, 32, 40, None), (6, 5, 6, 70, None)]
+)
+def test_batch_split_in_chunks_matches_reference(monkeypatch, dtype, chunks, shape):
+    """The batch split over cores (each chunk's partial weight gradients, dW_ih = dz^T x for
+    I % 32 == 0, the sums folded in the kernel), forced at any thread count: chunks run one after
+    another when Numba has fewer threads."""
+    monkeypatch.setattr(fused, "_chunks", lambda B, H: min(B, chunks))
+    out = _run_both(dtype, *shape)
+    f, r = out["fused"], out["ref"]
+    for k in r:
+        if k != "cache":
+            assert_close(f[k], r[k], dtype, k)
+
+
 @pytest.mark.parametrize("with_dy,with_dstate", [(True, False), (False, True)])
 def test_fused_backward_without_some_gradients(with_dy, with_dstate):
     out = _run_both(np.float64, 5, 8, 3, 11, [8, 1, 0, 3, 8], 1, with_dy, with_dstate)

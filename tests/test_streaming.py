@@ -81,7 +81,8 @@ def test_bidirectional_layers_cannot_stream():
 
 def test_one_layer_fast_step_follows_weight_changes():
     """A one-layer LSTM's step() and T = 1 forward go straight to the compiled step with weights
-    memoised by identity: the results must still follow every way the weights can change."""
+    memoised by identity: the results must still follow every way the weights can change, and
+    weights the kernel cannot take as they are must go the general way."""
     pytest.importorskip("numba")
     layer = LSTM(5, 7, seed=0)
     ref = LSTM(5, 7, seed=0, impl="reference")
@@ -89,7 +90,7 @@ def test_one_layer_fast_step_follows_weight_changes():
     x = rng.standard_normal((3, 5)).astype(np.float32)
     state = tuple(rng.standard_normal((1, 3, 7)).astype(np.float32) for _ in range(2))
 
-    def agree():
+    def agree(fast: bool):
         for name, p in layer.named_parameters():
             getattr(ref, name).data = np.asarray(p.data, np.float32).copy()
         y, s = layer.step(x, state)
@@ -99,16 +100,52 @@ def test_one_layer_fast_step_follows_weight_changes():
         f_r, fs_r = ref.forward(x[:, None], need_cache=False)
         assert err(f, f_r) < 1e-6 and err(fs, fs_r) < 1e-6
         assert not np.shares_memory(f, fs[0])  # y must not alias h_n
+        assert (layer._compiled_step(0) is not None) == fast  # the path that was taken
 
-    agree()
+    agree(fast=True)
     layer.weight_hh_l0.data *= 0.5  # in place: the memoised array is the same object
-    agree()
+    agree(fast=True)
     layer.weight_ih_l0.data = rng.standard_normal((28, 5)).astype(np.float32)  # replaced
-    agree()
-    layer.bias_ih_l0.data = np.asfortranarray(rng.standard_normal((28, 1)))[:, 0]  # float64
-    agree()
-    layer.impl = "reference"  # reassigned: the memo is dropped
-    agree()
+    agree(fast=True)
+    layer.weight_hh_l0.data = np.asfortranarray(layer.weight_hh_l0.data)  # not C-contiguous
+    agree(fast=False)
+    layer.weight_hh_l0.data = np.ascontiguousarray(layer.weight_hh_l0.data)
+    agree(fast=True)
+    layer.bias_ih_l0.data = rng.standard_normal(28)  # float64
+    agree(fast=False)
+    layer.bias_ih_l0.data = layer.bias_ih_l0.data.astype(np.float32)
+    agree(fast=True)
+    layer.impl = "reference"  # reassigned: the memo is dropped, and the reference has no raw step
+    agree(fast=False)
     h_t = np.asfortranarray(state[0][0])[None]  # a non-contiguous state takes the general path
     y, _ = layer.step(x, (h_t, state[1]))
     assert err(y, ref.step(x, state)[0]) < 1e-6
+
+
+def test_fast_step_respects_an_overridden_weights_method():
+    """A subclass that changes what weights() returns gets it on every path."""
+    from longshort.ops.lstm import LSTMWeights
+
+    class Halved(LSTM):
+        def weights(self, layer=0, direction=0):
+            return LSTMWeights(*(a * 0.5 for a in super().weights(layer, direction)))
+
+    m = Halved(4, 6, seed=0)
+    x = np.random.default_rng(2).standard_normal((2, 1, 4)).astype(np.float32)
+    y, _ = m.forward(x)  # the general path, with a cache
+    assert err(m.forward(x, need_cache=False)[0], y) < 1e-6
+    assert err(m.step(x[:, 0])[0], y[:, 0]) < 1e-6
+
+
+def test_copies_and_pickles_leave_the_step_memo_behind():
+    import copy
+    import pickle
+
+    layer = LSTM(3, 4, seed=0)
+    x = np.ones((2, 3), np.float32)
+    y, _ = layer.step(x)
+    assert "_step_memo" in layer.__dict__ or layer._compiled_step(0) is None
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert "_step_memo" not in clone.__dict__
+        clone.weight_ih_l0.data[...] = 0.0  # its own arrays: the original must not change
+        assert err(clone.step(x)[0], y) > 0 and err(layer.step(x)[0], y) == 0

@@ -22,9 +22,11 @@ Backward, per step t in reverse (dh, dc carried, (B, H)):
     dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh ;  dc = dc_t f
     (dh: tiles on _tiles.pack(W_hh) for B > 1; B = 1: the one-row layout for T >= 8, else gemv;
     each row prefetches its previous step's cached gates and states while this one computes)
-Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih^T = x^T dz (tiles with
-several rows and I <= 256, else BLAS) and dW_hh = sum over rows of dz^T h (tiles, one product
-per row); db = sum dz; the chunks' partial sums are added at the end.
+Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih = dz^T x (tiles, in
+place, when I is a multiple of 32 and the chunk has several rows; else x^T dz through the tiles
+for I <= 256, or BLAS) and dW_hh = sum over rows of dz^T h (tiles, one product per row);
+db = sum dz; the chunks' partial sums are then added up inside the compiled backward
+(_lstm_loops.fold), so the gradients returned are views of the first chunk's buffers.
 Rows past their length keep their state, output 0 and pass gradients through unchanged.
 """
 

@@ -163,7 +163,8 @@ class LSTM(Recurrent):
             if k[0] is datas[0] and k[1] is datas[1] and k[2] is datas[2] and k[3] is datas[3]:
                 return hit[1]
         raw = getattr(self._kernel_ops()[2], "raw", None)
-        ok = raw is not None and not self._features()
+        # a subclass that overrides weights() takes the general path, which asks it
+        ok = raw is not None and not self._features() and type(self).weights is LSTM.weights
         for arr in datas:
             ok = ok and type(arr) is np.ndarray and arr.dtype == self.dtype
             ok = ok and arr.flags.c_contiguous

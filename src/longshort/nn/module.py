@@ -57,6 +57,14 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __getstate__(self):
+        """Copies and pickles leave the lookup memos behind (they hold compiled functions and
+        replaced arrays; a copy rebuilds its own on first use)."""
+        state = self.__dict__.copy()
+        state.pop("_param_memo", None)
+        state.pop("_step_memo", None)
+        return state
+
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
 
