@@ -51,6 +51,8 @@ def _rel(a, ref):
         (9, 64, 32),
         (13, 33, 100),
         (17, 128, 512),
+        (20, 1100, 70),  # K > 2 KC, few rows: panels outside (_tiles.A_L2)
+        (300, 1100, 40),  # K > 2 KC, A's block too big for L2: rows outside
     ],  # one row: the row kernels, 1-4 panels at once
 )
 @pytest.mark.parametrize("beta", [0.0, 1.0])
@@ -69,7 +71,9 @@ def test_pgemm_matches_numpy_and_leaves_the_rest(dtype, M, K, N, beta):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("M,K,N", [(5, 300, 64), (32, 257, 96), (8, 1, 40), (1, 30, 48)])
+@pytest.mark.parametrize(
+    "M,K,N", [(5, 300, 64), (32, 257, 96), (8, 1, 40), (1, 30, 48), (19, 1100, 64)]
+)
 @pytest.mark.parametrize("kb", [1, 64, 10**9])
 def test_tgemm_transposed_a_and_k_blocks(dtype, M, K, N, kb):
     rng = np.random.default_rng(K)

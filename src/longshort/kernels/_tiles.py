@@ -66,6 +66,10 @@ NR = 32  # columns per panel
 # unblocked, 408 with K cut in 512s; inside the BPTT loop (A just written, already in L1/L2) the
 # two were level (37-41 ms a (64, 50, H = 512) backward loop either way).
 KC = 512
+# Panels outside, rows inside, when K > 2 KC and A's M x KC block fits in this many bytes of L2:
+# dh = dz W_hh at (64 rows, K = 2048, N = 512) on both cores 37.7-37.8 -> 33.9-35.2 ms a 50-step
+# loop (two in-process A/B runs); the forward's (64, 512, 2048) and H <= 256 were level or slower.
+A_L2 = 512 * 1024
 MR = {"s": 8, "d": 4}  # rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators
 NP = {"s": 4, "d": 2}  # panels per one-row product: 4 x 2 <16 x float> = 2 x 4 <8 x double>
 _LANES = {"s": 16, "d": 8}
@@ -675,6 +679,9 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
         a0, b0, c0 = A.ctypes.data + a_off * size, B.ctypes.data + b_off * size, C.ctypes.data
         c0 += c_off * size
         kb = min(kb, KC)  # a tile's rows of A (mr x kb) must stay in L1
+        # long K, few rows (dh = dz W_hh at H = 512): panels outside, so each block of B is read
+        # from L3 once and reused from L2 by every row tile, while A's block fits L2
+        outer = M > mr_max and K > 2 * KC and M * kb * size <= A_L2
         for k0 in range(0, K, kb):
             kn = min(kb, K - k0)
             acc = np.int32(1 if beta != 0 or k0 > 0 else 0)
@@ -683,6 +690,13 @@ def _tgemm_ov(M, N, K, A, a_off, ars, aks, B, b_off, ldb, bps, beta, C, c_off, l
                 for p in range(0, P, np_max):
                     row(min(np_max, P - p), kn, ak, aks, bk + p * bps * size, ldb, bps,
                         c0 + p * NR * size, acc)  # fmt: skip
+                continue
+            if outer:
+                for p in range(P):
+                    for r0 in range(0, M, mr_max):
+                        tile(min(mr_max, M - r0), kn, ak + r0 * ars * size, ars, aks,
+                             bk + p * bps * size, ldb, c0 + (r0 * ldc + p * NR) * size, ldc,
+                             acc)  # fmt: skip
                 continue
             for r0 in range(0, M, mr_max):  # rows outside: a tile's rows of A stay in L1
                 mr = min(mr_max, M - r0)
