@@ -324,3 +324,23 @@ def test_rnn_layer_fused_equals_reference():
         res[-1].append(uni.step(x[:, 0])[0])
     for a, b in zip(*res):
         assert_close(a, b, np.float64)
+
+
+@pytest.mark.parametrize("cls", [ls.nn.GRU, ls.nn.RNN])
+@pytest.mark.parametrize("chunks", [2, 3])
+def test_gru_and_rnn_batch_split_in_chunks_match_reference(monkeypatch, cls, chunks):
+    """Every kind's chunks fold their partial weight gradients in the kernel: forced chunks,
+    layers through the fused kernels against the reference, every gradient."""
+    monkeypatch.setattr(fused, "_chunks", lambda B, H: min(B, chunks))
+    rng = np.random.default_rng(chunks)
+    x = rng.standard_normal((7, 6, 32)).astype(np.float64)
+    dy = rng.standard_normal((7, 6, 9))
+    lengths = np.array([6, 2, 0, 6, 5, 1, 6])
+    outs = []
+    for impl in ("fused", "reference"):
+        layer = cls(32, 9, dtype=np.float64, seed=0, impl=impl)
+        y, _ = layer(x, lengths=lengths)
+        dx, _ = layer.backward(dy)
+        outs.append([y, dx] + [p.grad.copy() for p in layer.parameters()])
+    for a, b in zip(*outs):
+        assert_close(a, b, np.float64)

@@ -29,6 +29,7 @@ from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
+from ._lstm_loops import fold
 from ._tiles import tgemm, transpose
 from .lstm import _c, _contig, _cores, _lens
 
@@ -175,14 +176,22 @@ def _backward_one(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
 @njit(parallel=True, cache=True, nogil=True)
 def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
                   x, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh):  # fmt: skip
-    """dw_ih, dw_hh, db_ih, db_hh carry a leading axis: one partial sum per chunk."""
+    """dw_ih, dw_hh, db_ih, db_hh carry a leading axis: one partial sum per chunk; on return the
+    first holds the total (_lstm_loops.fold, each core a block of gate rows)."""
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
+    G = dw_ih.shape[1]
     set_threads(1)
     for k in prange(chunks):
         pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp, x, w_ih, dx,
                         dw_ih[k], dw_hh[k], db_ih[k], db_hh[k],
                         k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    for k in prange(chunks):
+        g0, g1 = k * G // chunks, (k + 1) * G // chunks
+        fold(dw_ih, g0, g1)
+        fold(dw_hh, g0, g1)
+        fold(db_ih, g0, g1)
+        fold(db_hh, g0, g1)
     set_threads(threads)
 
 
@@ -233,7 +242,7 @@ def gru_backward(dy, dh_n, cache):
         dw_ih, dw_hh = np.empty((chunks, 3 * H, I), dt), np.empty((chunks, 3 * H, H), dt)
         db_ih, db_hh = np.empty((chunks, 3 * H), dt), np.empty((chunks, 3 * H), dt)
         (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db_ih, db_hh)
-    grads = GRUWeights(dw_ih.sum(0), dw_hh.sum(0), db_ih.sum(0), db_hh.sum(0))
+    grads = GRUWeights(dw_ih[0], dw_hh[0], db_ih[0], db_hh[0])  # the chunks' sums, folded
     return args[13], dh, grads
 
 

@@ -23,7 +23,7 @@ from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, tanh_
-from ._lstm_loops import weight_grads
+from ._lstm_loops import fold, weight_grads
 from ._tiles import tgemm, transpose
 from .lstm import _c, _contig, _cores, _lens
 
@@ -130,12 +130,18 @@ def _forward_par(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, chunks):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _backward_par(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, dw_ih, dw_hh, db):
+    """dw_ih, dw_hh, db: one partial sum per chunk; on return the first holds the total."""
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
+    H = dw_ih.shape[1]
     set_threads(1)
     for k in prange(chunks):
         pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx,
                         dw_ih[k], dw_hh[k], db[k], k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    for k in prange(chunks):
+        fold(dw_ih, k * H // chunks, (k + 1) * H // chunks)
+        fold(dw_hh, k * H // chunks, (k + 1) * H // chunks)
+        fold(db, k * H // chunks, (k + 1) * H // chunks)
     set_threads(threads)
 
 
@@ -189,8 +195,7 @@ def rnn_backward(dy, dh_n, cache):
         dw_ih, dw_hh = np.empty((chunks, H, I), dt), np.empty((chunks, H, H), dt)
         db = np.empty((chunks, H), dt)
         (_backward_one if chunks == 1 else _backward_par)(*args, dw_ih, dw_hh, db)
-    db = db.sum(0)
-    return dx, dh, RNNWeights(dw_ih.sum(0), dw_hh.sum(0), db, db.copy())
+    return dx, dh, RNNWeights(dw_ih[0], dw_hh[0], db[0], db[0].copy())  # sums folded in [0]
 
 
 def rnn_step(x_t, h, weights, *, nonlinearity="tanh"):
