@@ -179,7 +179,6 @@ def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
     """dw_ih, dw_hh, db_ih, db_hh carry a leading axis: one partial sum per chunk; on return the
     first holds the total (_lstm_loops.fold, each core a block of gate rows)."""
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
-    G = dw_ih.shape[1]
     set_threads(1)
     for k in prange(chunks):
         pin_chunk(k)  # one core per chunk (_affinity.py)
@@ -187,11 +186,10 @@ def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
                         dw_ih[k], dw_hh[k], db_ih[k], db_hh[k],
                         k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     for k in prange(chunks):
-        g0, g1 = k * G // chunks, (k + 1) * G // chunks
-        fold(dw_ih, g0, g1)
-        fold(dw_hh, g0, g1)
-        fold(db_ih, g0, g1)
-        fold(db_hh, g0, g1)
+        fold(dw_ih, k, chunks)
+        fold(dw_hh, k, chunks)
+        fold(db_ih, k, chunks)
+        fold(db_hh, k, chunks)
     set_threads(threads)
 
 

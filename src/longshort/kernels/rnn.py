@@ -132,16 +132,15 @@ def _forward_par(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, chunks):
 def _backward_par(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, dw_ih, dw_hh, db):
     """dw_ih, dw_hh, db: one partial sum per chunk; on return the first holds the total."""
     B, chunks, threads = x.shape[0], dw_ih.shape[0], get_threads()
-    H = dw_ih.shape[1]
     set_threads(1)
     for k in prange(chunks):
         pin_chunk(k)  # one core per chunk (_affinity.py)
         _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx,
                         dw_ih[k], dw_hh[k], db[k], k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     for k in prange(chunks):
-        fold(dw_ih, k * H // chunks, (k + 1) * H // chunks)
-        fold(dw_hh, k * H // chunks, (k + 1) * H // chunks)
-        fold(db, k * H // chunks, (k + 1) * H // chunks)
+        fold(dw_ih, k, chunks)
+        fold(dw_hh, k, chunks)
+        fold(db, k, chunks)
     set_threads(threads)
 
 
