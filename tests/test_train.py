@@ -443,3 +443,39 @@ def test_stop_from_a_metrics_callback(adding):
     t = holder["t"] = Trainer(SeqToOne(2, 4), train, TrainConfig(log_every=3), on_row=on_row)
     r = t.fit()
     assert (r.stop_reason, r.step, len(r.losses)) == ("target reached", 6, 6)
+
+
+def test_fit_runs_numpy_blas_on_one_thread_and_restores_it(adding):
+    """Idle OpenBLAS threads spin on the fused kernels' cores, so fit() runs NumPy's BLAS on
+    TrainConfig.blas_threads (default 1) and puts the count back afterwards, also after an error."""
+    from longshort import _blas_threads as bt
+
+    if bt.get_blas_threads() is None:
+        pytest.skip("NumPy's OpenBLAS thread control not found")
+    train, _ = adding
+    before = bt.get_blas_threads()
+    bt.set_blas_threads(2)
+    try:
+        seen = []
+        cfg = TrainConfig(max_steps=4, epochs=None, log_every=2)
+        Trainer(
+            SeqToOne(2, 4), train, cfg, on_row=lambda row: seen.append(bt.get_blas_threads())
+        ).fit()
+        assert seen == [1, 1] and bt.get_blas_threads() == 2
+        seen.clear()
+        Trainer(SeqToOne(2, 4), train, cfg.replace(blas_threads=None),
+                on_row=lambda row: seen.append(bt.get_blas_threads())).fit()  # fmt: skip
+        assert seen == [2, 2]
+
+        def boom(row):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(SeqToOne(2, 4), train, cfg, on_row=boom).fit()
+        assert bt.get_blas_threads() == 2
+        with pytest.raises(ValueError, match="blas_threads must be an integer >= 1"):
+            TrainConfig(blas_threads=0)
+        with pytest.raises(ValueError, match="BLAS threads must be an integer >= 1"):
+            bt.set_blas_threads(0)
+    finally:
+        bt.set_blas_threads(before)

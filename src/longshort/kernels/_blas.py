@@ -21,31 +21,22 @@ plus a byte offset), and integer arguments are 64-bit (`ILP64`) or 32-bit to mat
 from __future__ import annotations
 
 import ctypes
-import glob
 import logging
 import os
 
 import llvmlite.binding as llvm
-import numpy as np
 from numba import types
+
+from .._blas_threads import candidate_libraries
 
 log = logging.getLogger(__name__)
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 
-def _candidate_libraries() -> list[str]:
-    """Shared libraries that may hold NumPy's BLAS, most likely first."""
-    root = os.path.dirname(np.__file__)
-    found = []
-    for d in (root + ".libs", os.path.join(root, ".dylibs"), os.path.join(root, "_core")):
-        found += sorted(glob.glob(os.path.join(d, "*openblas*")))
-    return found
-
-
 def _find_symbols():
     """(library, {'sgemm': address, ...}, int bits) for the first library exposing all four."""
-    for path in _candidate_libraries():
+    for path in candidate_libraries():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
