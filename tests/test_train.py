@@ -475,7 +475,7 @@ def test_fit_runs_numpy_blas_on_one_thread_and_restores_it(adding):
         assert bt.get_blas_threads() == 2
         with pytest.raises(ValueError, match="blas_threads must be an integer >= 1"):
             TrainConfig(blas_threads=0)
-        with pytest.raises(ValueError, match="BLAS threads must be an integer >= 1"):
+        with pytest.raises(ValueError, match="BLAS threads must be an integer in 1..4096"):
             bt.set_blas_threads(0)
     finally:
         bt.set_blas_threads(before)

@@ -3,9 +3,11 @@
 Why: OpenBLAS's worker threads keep spinning after each multi-threaded product (up to 2^28
 cycles, ~0.1 s, by default), and on a small machine they take the very cores that the fused
 kernels' threads (Numba's pool) need next. A text-model training step (32 x 100 characters, 640
-units) that mixes NumPy's products (the output layer) with the LSTM kernels took 189 ms with
-NumPy's BLAS on two threads against 116 ms on one (2 cores, median of 20). `Trainer.fit` runs
-with one BLAS thread (TrainConfig.blas_threads) and restores the count on return.
+units: forward, backward, clipping, Adam) that mixes NumPy's products (the output layer) with
+the LSTM kernels took 177 ms with NumPy's BLAS on two threads against 139 ms on one (2 cores,
+medians, the two alternating in one process). `Trainer.fit` runs with one BLAS thread
+(TrainConfig.blas_threads), and so do the CLI's commands, `text.workflow.evaluate` and dynamic
+evaluation; each restores the count on return.
 
 No threadpoolctl: the library is found the way kernels/_blas.py finds NumPy's cblas symbols,
 and a NumPy without OpenBLAS (or a wheel that names the symbols otherwise) makes these no-ops.
@@ -20,9 +22,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-_GET_NAMES = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+GET_NAMES = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
               "openblas_get_num_threads")  # fmt: skip
-_SET_NAMES = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+SET_NAMES = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
               "openblas_set_num_threads")  # fmt: skip
 
 
@@ -42,8 +44,8 @@ def _find() -> tuple[object, object]:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        get = next((getattr(lib, n) for n in _GET_NAMES if hasattr(lib, n)), None)
-        put = next((getattr(lib, n) for n in _SET_NAMES if hasattr(lib, n)), None)
+        get = next((getattr(lib, n) for n in GET_NAMES if hasattr(lib, n)), None)
+        put = next((getattr(lib, n) for n in SET_NAMES if hasattr(lib, n)), None)
         if get is not None and put is not None:
             get.restype, get.argtypes = ctypes.c_int, []
             put.restype, put.argtypes = None, [ctypes.c_int]
@@ -52,6 +54,12 @@ def _find() -> tuple[object, object]:
 
 
 _GET, _SET = _find()
+MAX_THREADS = 4096  # a C int; OpenBLAS caps the count at its build's maximum anyway
+
+
+def _check(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"BLAS threads must be an integer in 1..{MAX_THREADS}, got {n!r}")
 
 
 def get_blas_threads() -> int | None:
@@ -61,8 +69,7 @@ def get_blas_threads() -> int | None:
 
 def set_blas_threads(n: int) -> None:
     """Set NumPy's OpenBLAS thread count (n >= 1); a no-op when it cannot be controlled."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"BLAS threads must be an integer >= 1, got {n!r}")
+    _check(n)
     if _SET is not None:
         _SET(n)
 
@@ -70,6 +77,8 @@ def set_blas_threads(n: int) -> None:
 @contextmanager
 def blas_threads(n: int | None):
     """Run the block with NumPy's OpenBLAS on n threads (None: leave it), then restore."""
+    if n is not None:
+        _check(n)
     before = get_blas_threads()
     if n is None or before is None:
         yield
@@ -81,4 +90,11 @@ def blas_threads(n: int | None):
         set_blas_threads(before)
 
 
-__all__ = ["blas_threads", "candidate_libraries", "get_blas_threads", "set_blas_threads"]
+__all__ = [
+    "GET_NAMES",
+    "SET_NAMES",
+    "blas_threads",
+    "candidate_libraries",
+    "get_blas_threads",
+    "set_blas_threads",
+]

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from .._blas_threads import blas_threads
+
 # Subcommand modules, in the order `longshort --help` lists them.
 COMMANDS = ["demo", "export", "forecast", "lab", "inspect", "text", "classify"]
 
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+            return int(args.func(args) or 0)
     except (UserError, ValueError, KeyError, FileNotFoundError, IsADirectoryError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"longshort: error: {msg}", file=sys.stderr)

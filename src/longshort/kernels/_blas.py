@@ -27,7 +27,7 @@ import os
 import llvmlite.binding as llvm
 from numba import types
 
-from .._blas_threads import candidate_libraries
+from .._blas_threads import GET_NAMES, SET_NAMES, candidate_libraries
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,7 @@ dgemv = types.ExternalFunction("longshort_dgemv", SIGS["dgemv"])
 def _thread_symbols() -> dict[str, int]:
     """Addresses of OpenBLAS's get/set thread count, or compiled stand-ins (1 thread, no-op)."""
     out = {}
-    for key, names in (
-        ("get_threads", ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
-                         "openblas_get_num_threads")),
-        ("set_threads", ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                         "openblas_set_num_threads")),
-    ):  # fmt: skip
+    for key, names in (("get_threads", GET_NAMES), ("set_threads", SET_NAMES)):
         for name in names:
             fn = getattr(_LIB, name, None) if _LIB is not None else None
             if fn is not None:

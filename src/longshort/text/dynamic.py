@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from .._blas_threads import blas_threads
 from ..models.language_model import LanguageModel
 from ..ops.losses import cross_entropy_backward, cross_entropy_forward
 from .data import TextStream
@@ -126,25 +127,26 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
     start, params, was = time.perf_counter(), model.parameters(), model.training
     theta0 = [p.data.copy() for p in params]
     model.eval()  # no dropout: the adapted model is scored exactly as the static one
-    try:
-        rms = None
-        if rule == "rms":
-            rms = gradient_rms(model, train_ids, bptt, stat_lanes, stat_batches)
-        scale, pull = step_sizes(model, rule, lr, decay, eps, rms)
-        stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-        total, n, state, each = 0.0, 0, None, []
-        for j in range(len(stream)):
-            b = stream.batch(0, j)
-            nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True)
-            total += float(nats.sum())
-            n += b["y"].size
-            if keep:
-                each.append(nats)
-    finally:
-        for p, p0 in zip(params, theta0):
-            p.data[...] = p0
-        model.zero_grad()
-        model.train(was)
+    with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+        try:
+            rms = None
+            if rule == "rms":
+                rms = gradient_rms(model, train_ids, bptt, stat_lanes, stat_batches)
+            scale, pull = step_sizes(model, rule, lr, decay, eps, rms)
+            stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
+            total, n, state, each = 0.0, 0, None, []
+            for j in range(len(stream)):
+                b = stream.batch(0, j)
+                nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True)
+                total += float(nats.sum())
+                n += b["y"].size
+                if keep:
+                    each.append(nats)
+        finally:
+            for p, p0 in zip(params, theta0):
+                p.data[...] = p0
+            model.zero_grad()
+            model.train(was)
     settings = {"rule": rule, "lr": lr, "decay": decay, "segment": stream.bptt, "lanes": lanes}
     if rule == "rms":
         settings.update(eps=eps, stat_batches=stat_batches, stat_lanes=stat_lanes)

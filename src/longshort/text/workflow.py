@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .._blas_threads import blas_threads
 from ..models.language_model import LanguageModel, LanguageModelConfig
 from ..optim import NTASGD
 from ..train import TrainConfig, Trainer
@@ -99,14 +100,15 @@ def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 
     was, total, n, state, each = model.training, 0.0, 0, None, []
     model.eval()
     try:
-        for j in range(len(stream)):
-            b = stream.batch(0, j)
-            logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
-            nats = token_nats_each(logits, b["y"])  # (B, K)
-            total += float(nats.sum())
-            n += b["y"].size
-            if keep:
-                each.append(nats)
+        with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+            for j in range(len(stream)):
+                b = stream.batch(0, j)
+                logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
+                nats = token_nats_each(logits, b["y"])  # (B, K)
+                total += float(nats.sum())
+                n += b["y"].size
+                if keep:
+                    each.append(nats)
     finally:
         model.train(was)
     out = summarize(total, n)

@@ -52,7 +52,7 @@ class TrainConfig:
             A NaN or inf loss is always an error.
         blas_threads: NumPy's OpenBLAS threads while `fit` runs (restored after); None = leave
             them. 1 by default: idle OpenBLAS threads spin on the cores the fused kernels'
-            threads need (a text-model step: 189 ms with 2, 116 ms with 1; see _blas_threads.py).
+            threads need (a text-model step: 177 ms with 2, 139 ms with 1; see _blas_threads.py).
     """
 
     epochs: int | None = 10

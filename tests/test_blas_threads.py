@@ -1,0 +1,82 @@
+"""NumPy's OpenBLAS runs on one thread inside the CLI, text evaluation and dynamic evaluation
+(its idle threads would spin on the fused kernels' cores), and the count is restored after."""
+
+import numpy as np
+import pytest
+
+from longshort import _blas_threads as bt
+from longshort.models.language_model import LanguageModel
+from longshort.text.dynamic import dynamic_evaluate
+from longshort.text.workflow import evaluate
+
+pytestmark = pytest.mark.skipif(bt.get_blas_threads() is None,
+                                reason="NumPy's OpenBLAS thread control not found")  # fmt: skip
+
+
+@pytest.fixture
+def two_threads():
+    before = bt.get_blas_threads()
+    bt.set_blas_threads(2)
+    yield
+    bt.set_blas_threads(before)
+
+
+def _recording_model(seen):
+    lm = LanguageModel("char", embedding_size=8, hidden_size=16, vocab_size=12, seed=0)
+    forward = lm.forward
+
+    def spy(*a, **k):
+        seen.append(bt.get_blas_threads())
+        return forward(*a, **k)
+
+    lm.forward = spy
+    return lm
+
+
+def test_text_evaluation_runs_on_one_blas_thread(two_threads):
+    ids = np.random.default_rng(0).integers(0, 12, 400)
+    seen = []
+    lm = _recording_model(seen)
+    evaluate(lm, ids, lanes=2, bptt=50)
+    dynamic_evaluate(lm, ids, rule="sgd", bptt=50)
+    assert seen and set(seen) == {1}
+    assert bt.get_blas_threads() == 2
+
+
+def test_cli_runs_on_one_blas_thread_and_restores(two_threads, monkeypatch):
+    from longshort import cli
+
+    seen = []
+    parser = cli.build_parser()
+    args = parser.parse_args(["text", "eval", "--model", "x", "--data", "y"])
+
+    def fake(a):
+        seen.append(bt.get_blas_threads())
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _Fixed(parser, args, fake))
+    assert cli.main(["text", "eval", "--model", "x", "--data", "y"]) == 2
+    assert seen == [1] and bt.get_blas_threads() == 2
+
+
+class _Fixed:
+    """A parser stand-in whose parse_known_args returns args with func replaced."""
+
+    def __init__(self, parser, args, func):
+        self.parser, self.args, self.func = parser, args, func
+
+    def parse_known_args(self, argv):
+        self.args.func = self.func
+        return self.args, []
+
+
+def test_thread_counts_are_checked_even_without_openblas(monkeypatch):
+    for bad in (0, -1, 2**40, 1.0, True, "2"):
+        with pytest.raises(ValueError, match="BLAS threads must be an integer in 1..4096"):
+            bt.set_blas_threads(bad)
+    monkeypatch.setattr(bt, "_GET", None)
+    with pytest.raises(ValueError, match="BLAS threads must be an integer"):
+        with bt.blas_threads(0):
+            pass
+    with bt.blas_threads(1):  # no OpenBLAS: a no-op
+        assert bt.get_blas_threads() is None
