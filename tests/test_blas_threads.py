@@ -80,3 +80,20 @@ def test_thread_counts_are_checked_even_without_openblas(monkeypatch):
             pass
     with bt.blas_threads(1):  # no OpenBLAS: a no-op
         assert bt.get_blas_threads() is None
+
+
+def test_sequence_model_predict_runs_on_one_blas_thread(two_threads):
+    from longshort.models.sequence_model import SequenceModel
+
+    m = SequenceModel(input_size=3, hidden_size=8)
+    x = np.random.default_rng(0).standard_normal((10, 5, 3)).astype(np.float32)
+    seen, forward = [], m.forward
+
+    def spy(*a, **k):
+        seen.append(bt.get_blas_threads())
+        return forward(*a, **k)
+
+    m.forward = spy
+    expected = forward(x, None, need_cache=False)
+    np.testing.assert_allclose(m.predict(x, batch_size=4), expected, rtol=1e-6)
+    assert seen == [1, 1, 1] and bt.get_blas_threads() == 2

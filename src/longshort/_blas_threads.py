@@ -6,8 +6,8 @@ kernels' threads (Numba's pool) need next. A text-model training step (32 x 100 
 units: forward, backward, clipping, Adam) that mixes NumPy's products (the output layer) with
 the LSTM kernels took 177 ms with NumPy's BLAS on two threads against 139 ms on one (2 cores,
 medians, the two alternating in one process). `Trainer.fit` runs with one BLAS thread
-(TrainConfig.blas_threads), and so do the CLI's commands, `text.workflow.evaluate` and dynamic
-evaluation; each restores the count on return.
+(TrainConfig.blas_threads), and so do the CLI's commands, `text.workflow.evaluate`, dynamic
+evaluation and the models' predictions; each restores the count on return.
 
 No threadpoolctl: the library is found the way kernels/_blas.py finds NumPy's cblas symbols,
 and a NumPy without OpenBLAS (or a wheel that names the symbols otherwise) makes these no-ops.

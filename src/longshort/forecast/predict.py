@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._blas_threads import blas_threads
 from .features import Inputs, Scaler, Window, assemble, gather, series_inputs, window_of
 from .frame import Series, time_range
 from .training import fit_cycles
@@ -55,13 +56,14 @@ def forecast_scaled(model, inp: Inputs, ends, offsets: bool = True) -> np.ndarra
     c, net, w = model.config, model.net, model.window
     ends = np.asarray(ends, np.int64)
     parts = []
-    for a in range(0, len(ends), CHUNK):
-        zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], w.back, c.horizon)
-        if c.strategy == "direct":
-            parts.append(_direct(net, zb, pb, kb, w, inp.rscale))
-        else:
-            mid = median_index(c.quantiles)
-            parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid, inp.rscale))
+    with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+        for a in range(0, len(ends), CHUNK):
+            zb, pb, kb, _ = gather(inp, ends[a : a + CHUNK], w.back, c.horizon)
+            if c.strategy == "direct":
+                parts.append(_direct(net, zb, pb, kb, w, inp.rscale))
+            else:
+                mid = median_index(c.quantiles)
+                parts.append(_recursive(net, zb, pb, kb, w, c.horizon, mid, inp.rscale))
     q = np.sort(np.concatenate(parts).astype(np.float64), axis=2)
     if offsets and model.offsets is not None and q.shape[2] > 1:
         lo, hi = _sides(model.offsets)

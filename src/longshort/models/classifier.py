@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._blas_threads import blas_threads
 from ..data.readers import pad_sequences
 from ..nn import GRU, LSTM, RNN, Linear, Module
 from ..train import LossOutput, TrainConfig, fit, supervised_loss
@@ -267,9 +268,10 @@ class SequenceClassifier:
         out = np.empty((len(x), len(self.classes_)), np.float64)
         order = np.argsort(lg, kind="stable")
         net.eval()
-        for s in range(0, len(x), batch_size):
-            rows = order[s : s + batch_size]
-            out[rows] = net.forward(x[rows], lg[rows], need_cache=False)
+        with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+            for s in range(0, len(x), batch_size):
+                rows = order[s : s + batch_size]
+                out[rows] = net.forward(x[rows], lg[rows], need_cache=False)
         return out
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:

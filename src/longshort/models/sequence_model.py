@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._blas_threads import blas_threads
 from ..nn import GRU, LSTM, RNN, Linear, Module
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -114,9 +115,10 @@ class SequenceModel(Module):
         self.eval()
         try:
             outs = []
-            for s in range(0, len(x), batch_size):
-                lg = None if lengths is None else lengths[s : s + batch_size]
-                outs.append(self.forward(x[s : s + batch_size], lg, need_cache=False))
+            with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
+                for s in range(0, len(x), batch_size):
+                    lg = None if lengths is None else lengths[s : s + batch_size]
+                    outs.append(self.forward(x[s : s + batch_size], lg, need_cache=False))
         finally:
             self.train(was)
             self._ctx = None
