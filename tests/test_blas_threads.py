@@ -43,31 +43,21 @@ def test_text_evaluation_runs_on_one_blas_thread(two_threads):
     assert bt.get_blas_threads() == 2
 
 
-def test_cli_runs_on_one_blas_thread_and_restores(two_threads, monkeypatch):
+def test_cli_runs_on_one_blas_thread_and_restores(two_threads, monkeypatch, tmp_path):
+    """The real parser and command; the command's first call records the count and fails."""
     from longshort import cli
+    from longshort.text import workflow
 
     seen = []
-    parser = cli.build_parser()
-    args = parser.parse_args(["text", "eval", "--model", "x", "--data", "y"])
 
-    def fake(a):
+    def load_model(directory):
         seen.append(bt.get_blas_threads())
         raise ValueError("stop here")
 
-    monkeypatch.setattr(cli, "build_parser", lambda: _Fixed(parser, args, fake))
-    assert cli.main(["text", "eval", "--model", "x", "--data", "y"]) == 2
+    monkeypatch.setattr(workflow, "load_model", load_model)
+    argv = ["text", "eval", "--model", str(tmp_path), "--data", str(tmp_path / "t.txt")]
+    assert cli.main(argv) == 2
     assert seen == [1] and bt.get_blas_threads() == 2
-
-
-class _Fixed:
-    """A parser stand-in whose parse_known_args returns args with func replaced."""
-
-    def __init__(self, parser, args, func):
-        self.parser, self.args, self.func = parser, args, func
-
-    def parse_known_args(self, argv):
-        self.args.func = self.func
-        return self.args, []
 
 
 def test_thread_counts_are_checked_even_without_openblas(monkeypatch):

@@ -10,6 +10,7 @@ backward, clip to the global norm, optimiser step, per-step schedule step, carry
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -221,36 +222,30 @@ class Trainer:
                            self.step)  # fmt: skip
         t0, s0, seen0 = time.perf_counter(), self.seconds, self.seen
         self.model.train()
-        with blas_threads(c.blas_threads):  # idle BLAS threads must not spin on our cores
-            try:
-                while (reason := self._budget_reason(self.seconds)) is None:
-                    batch = self.data.batch(self.epoch, self.index, c.seed)
-                    loss, norm, count = self._train_step(batch)
-                    self.step, self.index, self.seen = (
-                        self.step + 1,
-                        self.index + 1,
-                        self.seen + count,
-                    )
-                    result.losses.append((self.step, loss))
-                    self.log.add_step(loss, norm)
-                    epoch_end = self.index == len(self.data)
-                    if epoch_end:
-                        self.epoch, self.index, self.carry = self.epoch + 1, 0, None
-                    val = self.validate() if self._val_due(epoch_end) else None
-                    if val is not None:
-                        self._after_validation(val)
-                    self.seconds = s0 + time.perf_counter() - t0
-                    if val is not None or self.step % c.log_every == 0:
-                        self._row(val)
-                    rate = (self.seen - seen0) / max(self.seconds - s0, 1e-9)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4g}", seq_s=f"{rate:.0f}", refresh=False)
-                    if self.early.should_stop:
-                        self.stopped = "early_stopping"
-                    if c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                        self.save()
-            finally:
-                bar.close()
+        # idle BLAS threads must not spin on the kernels' cores; the bar closes on any exit
+        with blas_threads(c.blas_threads), contextlib.closing(bar):
+            while (reason := self._budget_reason(self.seconds)) is None:
+                batch = self.data.batch(self.epoch, self.index, c.seed)
+                loss, norm, count = self._train_step(batch)
+                self.step, self.index, self.seen = self.step + 1, self.index + 1, self.seen + count
+                result.losses.append((self.step, loss))
+                self.log.add_step(loss, norm)
+                epoch_end = self.index == len(self.data)
+                if epoch_end:
+                    self.epoch, self.index, self.carry = self.epoch + 1, 0, None
+                val = self.validate() if self._val_due(epoch_end) else None
+                if val is not None:
+                    self._after_validation(val)
+                self.seconds = s0 + time.perf_counter() - t0
+                if val is not None or self.step % c.log_every == 0:
+                    self._row(val)
+                rate = (self.seen - seen0) / max(self.seconds - s0, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", seq_s=f"{rate:.0f}", refresh=False)
+                if self.early.should_stop:
+                    self.stopped = "early_stopping"
+                if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                    self.save()
         return self._finish(result, reason, first_row)
 
     def _finish(self, result: TrainResult, reason: str, first_row: int) -> TrainResult:
