@@ -50,6 +50,8 @@ SHAPES = [
     (33, 12, 6, 70, None),
     (33, 12, 6, 70, list(range(12)) * 2 + [12] * 9),
 ]
+# one row, T >= 16, H % 64 == 0: the LSTM forward on two cores (_row2.py) when Numba has two
+PAIR_SHAPES = [(1, 16, 3, 64, None), (1, 40, 7, 128, [23])]
 
 
 def _run_both(dtype, B, T, I, H, lengths, seed=0, with_dy=True, with_dstate=True):
@@ -71,7 +73,7 @@ def _run_both(dtype, B, T, I, H, lengths, seed=0, with_dy=True, with_dstate=True
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}L{}".format(*s))
+@pytest.mark.parametrize("shape", SHAPES + PAIR_SHAPES, ids=lambda s: "B{}T{}I{}H{}L{}".format(*s))
 def test_fused_op_matches_reference(dtype, shape):
     out = _run_both(dtype, *shape)
     f, r = out["fused"], out["ref"]
@@ -157,6 +159,64 @@ def test_layer_fused_equals_reference(dtype, layers, bidi):
         res[impl] += [v for tr in layer.gate_trace() for v in tr.values()]
     for a, b in zip(res["fused"], res["reference"]):
         assert_close(a, b, dtype)
+
+
+def _pair_buffers(rng, T, I, H, dtype, cache):
+    from longshort.kernels import _row2
+
+    x = rng.standard_normal((1, T, I)).astype(dtype)
+    w = _weights(rng, I, H, dtype)
+    s0 = tuple(rng.standard_normal((1, H)).astype(dtype) for _ in range(2))
+    S = T + 1 if cache else 2
+    hbuf, cbuf = np.empty((1, S, H), dtype), np.empty((1, S, H), dtype)
+    hbuf[:, 0], cbuf[:, 0] = s0
+    bufs = (np.empty((2, T, 2 * H), dtype), hbuf, cbuf, np.empty((1, T if cache else 1, H), dtype))
+    bufs += (np.empty((1, T, H), dtype), np.empty((1, T, 4 * H), dtype))
+    args = (x, *_row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh), *bufs)
+    return args, (x, s0, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("T,I,H,length", [(16, 1, 64, 16), (33, 5, 192, 20), (20, 32, 128, 0)])
+def test_two_core_single_row_forward(monkeypatch, dtype, cache, T, I, H, length):
+    """The batch of one split by hidden units over two cores (_row2.forward_pair), called
+    directly so that it runs at any thread count: outputs, final state and cached gates match
+    the reference, and the one-core kernel bit for bit (the same products, element by element)."""
+    from longshort.kernels import _row2
+
+    args, (x, s0, w) = _pair_buffers(np.random.default_rng(T), T, I, H, dtype, cache)
+    _row2.forward_pair(*args, np.array([length], np.int64), cache)
+    y_r, (h_r, c_r), _ = ref.lstm_forward(x, s0, w, np.array([length]))
+    monkeypatch.setattr(_row2, "usable", lambda B, T, H: False)
+    y_1, (h_1, c_1), cache_1 = fused.lstm_forward(x, s0, w, np.array([length]))
+    hbuf, cbuf, y, z = args[5], args[6], args[8], args[9]
+    S = hbuf.shape[1]
+    assert_close(y, y_r, dtype, "y")
+    assert_close(hbuf[:, T % S], h_r, dtype, "h_n")
+    assert_close(cbuf[:, T % S], c_r, dtype, "c_n")
+    for a, b in ((y, y_1), (hbuf[:, T % S], h_1), (cbuf[:, T % S], c_1)):
+        np.testing.assert_array_equal(a, b)
+    if cache:
+        np.testing.assert_array_equal(z, cache_1.gates)
+        np.testing.assert_array_equal(hbuf, cache_1.h)
+
+
+def test_two_core_forward_survives_one_thread():
+    """When the thread pool runs both parts on one thread, one after the other, the first part
+    takes the unclaimed share over after SPIN waits at step 0 (no deadlock) and the result is
+    still right; the second part then finds its share taken."""
+    from longshort.kernels import _row2
+
+    T, I, H = 24, 4, 64
+    args, (x, s0, w) = _pair_buffers(np.random.default_rng(5), T, I, H, np.float64, True)
+    sync = np.zeros(64, np.int64)
+    sync[0] = 1  # part 0 claimed, as forward_pair's compare-and-swap does
+    _row2._part(0, *args, np.array([T], np.int64), True, sync)
+    assert sync[16] == 2 and sync[8] == 1  # part 1's share taken over after step 0
+    y_r, (h_r, _), _ = ref.lstm_forward(x, s0, w)
+    assert_close(args[8], y_r, np.float64, "y")
+    assert_close(args[5][:, T], h_r, np.float64, "h_n")
 
 
 def test_concurrent_python_threads_are_safe():

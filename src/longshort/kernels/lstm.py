@@ -40,6 +40,7 @@ import numpy as np
 
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
+from . import _row2
 from ._lstm_loops import _backward_one, _backward_par, _forward_one, _forward_par, _step
 from ._tiles import pack, pack_rows, pack_rows_t, pack_t
 
@@ -124,6 +125,12 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         hn, cn, _ = _step(x[:, 0], _c(h, dt), _c(c, dt), *w)
         return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
+    mask = None if lengths is None else step_mask(lengths, B, T)
+    if _row2.usable(B, T, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
+        try:  # a batch of one on two cores (_row2.py)
+            return _forward_pair(x, state0, w, mask, need_cache)
+        finally:
+            _PARALLEL.release()
     fused = B > 1  # x_t W_ih^T computed step by step with the tiles, beside h_{t-1} W_hh^T
     # panels of W^T for the tiles (_tiles.pack_t: 9 us at (512, 128)); a short single row uses
     # BLAS on W itself
@@ -132,7 +139,6 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         wp_hh = pack_t(w.w_hh)  # (4H // 32, H, 32)
     else:  # a batch of one: the one-row layout, or gemv on W_hh for a few steps
         wp_hh = pack_rows_t(w.w_hh) if T >= 8 else _NO_P[dt.char]
-    mask = None if lengths is None else step_mask(lengths, B, T)
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
     z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
     S = T + 1 if need_cache else 2  # keep every state, or a ring of two
@@ -147,6 +153,22 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
             _forward_one(*args)
         else:
             _forward_par(*args, chunks)
+    state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
+    cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
+    return y, state, cache
+
+
+def _forward_pair(x, state0, w, mask, need_cache):
+    """lstm_forward for one row on two cores, each with half of the hidden units (_row2.py)."""
+    dt, T, H = x.dtype, x.shape[1], w.w_hh.shape[1]
+    parts = _row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh)
+    S = T + 1 if need_cache else 2  # keep every state, or a ring of two
+    hbuf, cbuf = np.empty((1, S, H), dt), np.empty((1, S, H), dt)
+    hbuf[:, 0], cbuf[:, 0] = state0
+    tbuf, y = np.empty((1, T if need_cache else 1, H), dt), np.empty((1, T, H), dt)
+    z = np.empty((1, T if need_cache else 1, 4 * H), dt)  # the gates, for the cache
+    zk = np.empty((2, T, 2 * H), dt)
+    _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, _lens(mask, 1, T), need_cache)
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache
