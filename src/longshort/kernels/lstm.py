@@ -7,7 +7,8 @@ Same signatures, dtypes and cache as ops.lstm, so either backward accepts either
     lstm_step(x_t (B,I), (h, c), w) -> ((h_t, c_t), gates (B,4H))
 
 Forward, per step t (rows b of one batch chunk; chunks run on separate cores, each with
-single-threaded BLAS, since batch rows are independent until the weight gradients):
+single-threaded BLAS, since batch rows are independent until the weight gradients; a batch of
+one with T >= 16 and H % 64 == 0 instead splits its hidden units over two cores, _row2.py):
     z[:, t] = x_t W_ih^T            B > 1: per step with the tiles (_tiles.pack_t(W_ih) once
                                     per call); B = 1: one product for all steps before the loop
                                     (tiles for T >= 16, else BLAS on W_ih)
