@@ -50,7 +50,7 @@ SHAPES = [
     (33, 12, 6, 70, None),
     (33, 12, 6, 70, list(range(12)) * 2 + [12] * 9),
 ]
-# one row, T >= 16, H % 64 == 0: the LSTM forward on two cores (_row2.py) when Numba has two
+# one row, T >= 16, H % 64 == 0: the LSTM forward on two cores (_row2.py) with two TBB threads
 PAIR_SHAPES = [(1, 16, 3, 64, None), (1, 40, 7, 128, [23])]
 
 
@@ -188,7 +188,7 @@ def test_two_core_single_row_forward(monkeypatch, dtype, cache, T, I, H, length)
     args, (x, s0, w) = _pair_buffers(np.random.default_rng(T), T, I, H, dtype, cache)
     _row2.forward_pair(*args, np.array([length], np.int64), cache)
     y_r, (h_r, c_r), _ = ref.lstm_forward(x, s0, w, np.array([length]))
-    monkeypatch.setattr(_row2, "usable", lambda B, T, H: False)
+    monkeypatch.setattr(_row2, "usable", lambda B, T, I, H: False)
     y_1, (h_1, c_1), cache_1 = fused.lstm_forward(x, s0, w, np.array([length]))
     hbuf, cbuf, y, z = args[5], args[6], args[8], args[9]
     S = hbuf.shape[1]
@@ -200,20 +200,26 @@ def test_two_core_single_row_forward(monkeypatch, dtype, cache, T, I, H, length)
     if cache:
         np.testing.assert_array_equal(z, cache_1.gates)
         np.testing.assert_array_equal(hbuf, cache_1.h)
+        np.testing.assert_array_equal(cbuf, cache_1.c)
+        np.testing.assert_array_equal(args[7], cache_1.tanh_c)
 
 
 def test_two_core_forward_survives_one_thread():
-    """When the thread pool runs both parts on one thread, one after the other, the first part
-    takes the unclaimed share over after SPIN waits at step 0 (no deadlock) and the result is
-    still right; the second part then finds its share taken."""
+    """When the thread pool runs both parts on one thread, one after the other, the first
+    computes the other's half-steps itself after waiting for them (no deadlock), and the second
+    finds every half-step claimed and changes nothing; the result is still right."""
     from longshort.kernels import _row2
 
     T, I, H = 24, 4, 64
     args, (x, s0, w) = _pair_buffers(np.random.default_rng(5), T, I, H, np.float64, True)
-    sync = np.zeros(64, np.int64)
-    sync[0] = 1  # part 0 claimed, as forward_pair's compare-and-swap does
-    _row2._part(0, *args, np.array([T], np.int64), True, sync)
-    assert sync[16] == 2 and sync[8] == 1  # part 1's share taken over after step 0
+    sync = np.zeros(_row2.SYNC, np.int64)
+    lens = np.array([T], np.int64)
+    _row2._part(0, *args, lens, True, sync)  # alone: part 1's thread never comes
+    for p in range(2):  # every half-step of both parts claimed and published
+        assert sync[_row2.CLAIM + 8 * p] == T and sync[_row2.DONE + 8 * p] == T
+    y = args[8].copy()
+    _row2._part(1, *args, lens, True, sync)  # the late thread: nothing left to do
+    np.testing.assert_array_equal(args[8], y)
     y_r, (h_r, _), _ = ref.lstm_forward(x, s0, w)
     assert_close(args[8], y_r, np.float64, "y")
     assert_close(args[5][:, T], h_r, np.float64, "h_n")

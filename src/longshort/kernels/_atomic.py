@@ -10,14 +10,20 @@ inlined into the calling kernel, which stays cacheable on disk.
     store_release(a, i, v)                 a[i] = v, atomic, release ordering
     cas(a, i, expected, new) -> bool       a[i] = new if a[i] == expected (seq_cst); True if done
     spin_pause()                           x86 `pause` in a busy-wait loop (nothing elsewhere)
+    sched_yield()                          give the core away (libc's sched_yield; a no-op where
+                                           it cannot be found), for a wait that has gone on long:
+                                           when the machine is oversubscribed the thread waited
+                                           for may need this very core to run
 
 `a` must be a C-contiguous int64 array; `i` is not bounds-checked.
 """
 
 from __future__ import annotations
 
+import ctypes
 import platform
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -86,3 +92,23 @@ def spin_pause(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+def _yield_address() -> tuple[object, int]:
+    """(engine to keep alive or None, address) of libc's sched_yield, registered under a fixed
+    name so the kernels that call it stay cacheable (as _blas.py does for BLAS)."""
+    try:
+        return None, ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value
+    except (OSError, AttributeError, TypeError):  # no libc symbol: a do-nothing stand-in
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        tm = llvm.Target.from_default_triple().create_target_machine()
+        ir_text = "define i32 @longshort_noop_yield() { ret i32 0 }"
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(ir_text), tm)
+        engine.finalize_object()
+        return engine, engine.get_function_address("longshort_noop_yield")
+
+
+_ENGINE, _YIELD = _yield_address()
+llvm.add_symbol("longshort_sched_yield", _YIELD)
+sched_yield = types.ExternalFunction("longshort_sched_yield", types.int32())

@@ -8,18 +8,23 @@ U = H / 2, that is 4 blocks of U gate rows, and computes per step t
     z_k = x_t W_ih,k^T + h_{t-1} W_hh,k^T      (2H,): gates i, f, g, o of its units, in that order
     a_k = act(z_k + b_k) ;  c_t[k] = f c_{t-1}[k] + i g ;  h_t[k] = o tanh(c_t[k])
 
-W_.,k = the rows of part k (split_rows), packed once per call. Both parts read all of h_{t-1},
-so after writing its half of h_t part k publishes t + 1 (an atomic release store, _atomic.py)
-and waits (acquire loads, `pause`) until the other part has published t + 1 too. The input
-products x W_ih,k^T of all steps are done first, each part its own rows, with no wait.
+W_.,k = the rows of part k, packed once per call (pack_parts). Both halves of step t read all of
+h_{t-1}, so a half-step (p, t) is published (progress[p] = t + 1, an atomic release store,
+_atomic.py) and the next step starts only when both halves of this one are (acquire loads).
 
-No deadlock when the thread pool runs the two parts one after the other on one thread: a part
-claims its share (compare-and-swap) before starting, and a part that has waited SPIN rounds at
-step 0 for a share nobody has claimed claims it and computes both halves alone; the other
-iteration then finds its share taken and returns.
+Each half-step is claimed by compare-and-swap (claim[p]: t -> t + 1) by exactly one thread.
+Normally thread k computes part k and waits (`pause`) for the other half. If that half has not
+come after STEAL waits, the other thread is away (descheduled on a busy machine, or not started:
+a pool may run both iterations one after the other on one thread), so this thread claims it and
+computes it itself, and waits only QUICK rounds at the next step; a late thread finds its
+half-steps claimed and runs through. So nothing can deadlock, a loaded machine degrades to about
+one core's speed instead of waiting on every step, and every half-step is still computed once,
+from a complete h_{t-1}: a slot of the (B, 2, H) state ring is only rewritten at step t + 1, after
+both halves of step t, its last readers, have been published. Long waits call sched_yield every
+YIELD rounds. Part p's input products x W_ih,p^T for all steps are done with its step 0.
 
-sync (64,) int64, zeroed per call: claim of part k at 16 k, its progress at 16 k + 8 (separate
-cache lines).
+sync (SYNC,) int64, zeroed per call: claim[p] at CLAIM + 8 p, progress[p] at DONE + 8 p (each on
+its own cache line).
 """
 
 from __future__ import annotations
@@ -27,20 +32,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._atomic import cas, load_acquire, spin_pause, store_release
+from . import _threads
+from ._atomic import cas, load_acquire, sched_yield, spin_pause, store_release
 from ._blas import get_threads, set_threads
 from ._jit import JIT
 from ._lstm_loops import _activate, _cell
 from ._tiles import NR, grow, tgemm, transpose_into
 
 PAIR_MIN_T = 16  # shorter sequences: one core (the region's start costs more than it saves)
-SPIN = 4096  # `pause` rounds at step 0 before a part takes over a share nobody has claimed
+STEAL = 512  # `pause` rounds a thread waits for the other's half-step before doing it itself
+QUICK = 8  # ... right after it had to (the other thread is probably still away)
+YIELD = 1024  # `pause` rounds between sched_yield calls in a long wait
+CLAIM, DONE, SYNC = 0, 16, 32  # sync: claim[p] at CLAIM + 8 p, progress[p] at DONE + 8 p
 
 
-def usable(B: int, T: int, H: int) -> bool:
-    """Whether the two-part forward applies: one row, enough steps, H a multiple of 64 (each
-    part's 4 gate blocks of H / 2 rows are whole 32-row panels)."""
-    return B == 1 and T >= PAIR_MIN_T and H % 64 == 0
+def usable(B: int, T: int, I: int, H: int) -> bool:
+    """Whether the two-part forward applies: one row, enough steps, an input, H a multiple of 64
+    (each part's 4 gate blocks of H / 2 rows are whole 32-row panels), and Numba's TBB layer
+    (_threads.py), whose worker joins in microseconds: workqueue's took longer than a whole
+    short call (2.5-17x slower than one core at H <= 128), so it keeps the one-core kernel."""
+    return B == 1 and T >= PAIR_MIN_T and I > 0 and H % 64 == 0 and _threads.LAYER == "tbb"
 
 
 @njit(nogil=True, cache=True)
@@ -101,24 +112,42 @@ def _half(k, t, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache):
 
 
 @njit(**JIT)
+def _claim_and_run(p, t, x, wpk_ih, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync):
+    """Compute half-step (p, t) if this thread wins its claim (claim[p]: t -> t + 1), then
+    publish it (progress[p] = t + 1); False if another thread has it. Part p's step 0 also
+    does its input products."""
+    if not cas(sync, CLAIM + 8 * p, t, t + 1):
+        return False
+    if t == 0:
+        _project(p, x, wpk_ih, zk)
+    _half(p, t, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
+    store_release(sync, DONE + 8 * p, t + 1)
+    return True
+
+
+@njit(**JIT)
 def _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync):
-    T, o = x.shape[1], 1 - k
-    _project(k, x, wpk_ih, zk)
+    """One thread's walk through the steps: at each step its own half first, then the other's,
+    each either computed here (own: at once; other's: after `patience` waits) or awaited."""
+    T, patience, own = x.shape[1], STEAL, np.int64(k)  # (prange's index may be unsigned)
     for t in range(T):
-        _half(k, t, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
-        store_release(sync, 16 * k + 8, t + 1)
-        n = 0
-        while load_acquire(sync, 16 * o + 8) < t + 1:
-            spin_pause()
-            n += 1
-            if t == 0 and n >= SPIN and load_acquire(sync, 16 * o) == 0 and cas(sync, 16 * o, 0, 2):
-                # nobody runs the other share: do it all here (its step 0, then both halves)
-                _project(o, x, wpk_ih, zk)
-                _half(o, 0, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
-                for s in range(1, T):
-                    _half(k, s, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
-                    _half(o, s, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
-                return
+        for q in range(2):
+            p = own if q == 0 else 1 - own
+            n = 0
+            while load_acquire(sync, DONE + 8 * p) < t + 1:
+                if (q == 0 or n >= patience) and _claim_and_run(
+                    p, t, x, wpk_ih, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync
+                ):
+                    if q == 1:  # the other thread is away: do not wait long next time
+                        patience = QUICK
+                    break
+                spin_pause()
+                n += 1
+                if n % YIELD == 0:  # a long wait: the other thread may need this core
+                    sched_yield()
+            else:
+                if q == 1:  # the other thread did its half: it is running, wait for it again
+                    patience = STEAL
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -127,9 +156,7 @@ def forward_pair(x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
     z (1, T, 4H) the gates when cache (else unused); zk (2, T, 2H) scratch; lens (1,)."""
     threads = get_threads()
     set_threads(1)
-    sync = np.zeros(64, np.int64)
+    sync = np.zeros(SYNC, np.int64)
     for k in prange(2):
-        if cas(sync, 16 * k, 0, 1):
-            _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens,
-                  cache, sync)  # fmt: skip
+        _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync)
     set_threads(threads)

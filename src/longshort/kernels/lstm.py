@@ -127,7 +127,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
     mask = None if lengths is None else step_mask(lengths, B, T)
-    if _row2.usable(B, T, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
+    if _row2.usable(B, T, I, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
         try:  # a batch of one on two cores (_row2.py)
             return _forward_pair(x, state0, w, mask, need_cache)
         finally:
@@ -169,7 +169,7 @@ def _forward_pair(x, state0, w, mask, need_cache):
     tbuf, y = np.empty((1, T if need_cache else 1, H), dt), np.empty((1, T, H), dt)
     z = np.empty((1, T if need_cache else 1, 4 * H), dt)  # the gates, for the cache
     zk = np.empty((2, T, 2 * H), dt)
-    _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, _lens(mask, 1, T), need_cache)
+    _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, _lens(mask, 1, T), bool(need_cache))
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache
