@@ -19,7 +19,7 @@ a pool may run both iterations one after the other on one thread), so this threa
 computes it itself, and waits only QUICK rounds at the next step; a late thread finds its
 half-steps claimed and runs through. So nothing can deadlock, a loaded machine degrades to about
 one core's speed instead of waiting on every step, and every half-step is still computed once,
-from a complete h_{t-1}: a slot of the (B, 2, H) state ring is only rewritten at step t + 1, after
+from a complete h_{t-1}: a slot of the (1, 2, H) state ring is only rewritten at step t + 1, after
 both halves of step t, its last readers, have been published. Long waits call sched_yield every
 YIELD rounds. Part p's input products x W_ih,p^T for all steps are done with its step 0.
 

@@ -127,11 +127,31 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         return hn[:, None].copy(), (hn, cn), None  # y (B, 1, H) must not alias h_n
     H = w.w_hh.shape[1]
     mask = None if lengths is None else step_mask(lengths, B, T)
+    S = T + 1 if need_cache else 2  # keep every state, or a ring of two
+    hbuf, cbuf = np.empty((B, S, H), dt), np.empty((B, S, H), dt)
+    hbuf[:, 0], cbuf[:, 0] = state0
+    tbuf = np.empty((B, T if need_cache else 1, H), dt)
+    y = np.empty((B, T, H), dt)
+    lens = _lens(mask, B, T)
     if _row2.usable(B, T, I, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
-        try:  # a batch of one on two cores (_row2.py)
-            return _forward_pair(x, state0, w, mask, need_cache)
+        try:  # a batch of one on two cores, each with half of the hidden units (_row2.py)
+            z = np.empty((1, T if need_cache else 1, 4 * H), dt)  # the gates, for the cache
+            parts = _row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh)
+            zk = np.empty((2, T, 2 * H), dt)  # each part's gates, in its own row order
+            _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, lens, bool(need_cache))
         finally:
             _PARALLEL.release()
+    else:
+        z = _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache)
+    state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
+    cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
+    return y, state, cache
+
+
+def _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache):
+    """The compiled forward on one core or on batch chunks over the cores; returns z, the gates
+    (B, T, 4H) with a cache (else a scratch buffer)."""
+    dt, (B, T, _), H = x.dtype, x.shape, w.w_hh.shape[1]
     fused = B > 1  # x_t W_ih^T computed step by step with the tiles, beside h_{t-1} W_hh^T
     # panels of W^T for the tiles (_tiles.pack_t: 9 us at (512, 128)); a short single row uses
     # BLAS on W itself
@@ -142,37 +162,13 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         wp_hh = pack_rows_t(w.w_hh) if T >= 8 else _NO_P[dt.char]
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
     z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
-    S = T + 1 if need_cache else 2  # keep every state, or a ring of two
-    hbuf, cbuf = np.empty((B, S, H), dt), np.empty((B, S, H), dt)
-    hbuf[:, 0], cbuf[:, 0] = state0
-    tbuf = np.empty((B, T if need_cache else 1, H), dt)
-    y = np.empty((B, T, H), dt)
-    args = (x, w.w_ih, wp_ih, fused, w.b_ih + w.b_hh, w.w_hh, wp_hh, z, hbuf, cbuf, tbuf, y)
-    args += (_lens(mask, B, T),)
+    args = (x, w.w_ih, wp_ih, fused, w.b_ih + w.b_hh, w.w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens)
     with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
         if chunks == 1:
             _forward_one(*args)
         else:
             _forward_par(*args, chunks)
-    state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
-    cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
-    return y, state, cache
-
-
-def _forward_pair(x, state0, w, mask, need_cache):
-    """lstm_forward for one row on two cores, each with half of the hidden units (_row2.py)."""
-    dt, T, H = x.dtype, x.shape[1], w.w_hh.shape[1]
-    parts = _row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh)
-    S = T + 1 if need_cache else 2  # keep every state, or a ring of two
-    hbuf, cbuf = np.empty((1, S, H), dt), np.empty((1, S, H), dt)
-    hbuf[:, 0], cbuf[:, 0] = state0
-    tbuf, y = np.empty((1, T if need_cache else 1, H), dt), np.empty((1, T, H), dt)
-    z = np.empty((1, T if need_cache else 1, 4 * H), dt)  # the gates, for the cache
-    zk = np.empty((2, T, 2 * H), dt)
-    _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, _lens(mask, 1, T), bool(need_cache))
-    state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
-    cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
-    return y, state, cache
+    return z
 
 
 def lstm_backward(dy, dstate, cache, need_dx=True):
