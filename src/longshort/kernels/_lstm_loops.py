@@ -180,6 +180,54 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
 
 # input sizes up to which dW_ih goes through the tiles (BLAS was faster above)
 TILE_WGRAD_MAX_I = 256
+# dW_hh sizes (G x H elements) from which both weight gradients are one product over gathered
+# [x_t, h_(t-1)] panels (below it, dW_hh's per-row products keep it in L2 and win)
+JOINT_WGRAD_MIN = 4 * 256 * 256
+# bytes of a block of the gathered panels, kept in L2 while the row tiles pass over it, and
+# of the gathered panels at a time (memory for the joint product stays bounded for any B T)
+JOINT_BLOCK, JOINT_SCRATCH = 320 * 1024, 8 << 20
+
+
+@njit(**JIT)
+def gather_panels(x, hs, b0, k0, k1, out):
+    """[x_t, h_(t-1)] of the rows k0 <= k < k1 of batch rows b0.. (k = (b - b0) T + t) as
+    32-column panels: out (P, >= k1 - k0, 32), P = (I + H) // 32; I and H multiples of 32."""
+    T, I, H = x.shape[1], x.shape[2], hs.shape[2]
+    PI = I // NR
+    for k in range(k0, k1):
+        b, t, q = b0 + k // T, k % T, k - k0
+        xr, hr = x[b, t], hs[b, t]
+        for p in range(PI):
+            d, src = out[p, q], xr[p * NR : (p + 1) * NR]
+            for j in range(NR):
+                d[j] = src[j]
+        for p in range(H // NR):
+            d, src = out[PI + p, q], hr[p * NR : (p + 1) * NR]
+            for j in range(NR):
+                d[j] = src[j]
+
+
+@njit(**JIT)
+def _joint_grads(dz, x, hs, dw_ih, dw_hh, b0, b1):
+    """[dW_ih dW_hh] = dz^T [x h_(t-1)] over rows b0:b1 as one product (see weight_grads), K
+    in pieces of at most JOINT_SCRATCH bytes of gathered panels."""
+    T, I, H = x.shape[1], x.shape[2], hs.shape[2]
+    G, Gp, N, K, size = dw_ih.shape[0], dz.shape[2], I + H, (b1 - b0) * T, dz.itemsize
+    kb = max(64, min(512, JOINT_BLOCK // (N * size)))
+    piece = min(K, max(kb, JOINT_SCRATCH // (N * size) // kb * kb))
+    xh = np.empty((N // NR, piece, NR), dz.dtype)
+    out = np.empty((G, N), dz.dtype)
+    for k0 in range(0, K, piece):
+        kn = min(piece, K - k0)
+        gather_panels(x, hs, b0, k0, k0 + kn, xh)
+        beta = 0.0 if k0 == 0 else 1.0
+        tgemm(G, N, kn, dz, (b0 * T + k0) * Gp, 1, Gp, xh, 0, NR, NR * piece, beta, out, 0, N, kb)
+    for g in range(G):
+        src, a, c = out[g], dw_ih[g], dw_hh[g]
+        for j in range(I):
+            a[j] = src[j]
+        for j in range(H):
+            c[j] = src[I + j]
 
 
 @njit(**JIT)
@@ -190,8 +238,14 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     dW_hh = dz^T h_{t-1}, db = sum of dz. Shared by every cell kind.
 
     dx = dz W_ih goes through the tiles (_tiles.tgemm; W_ih (4H, I) row-major already has the
-    panel layout: 1.1-1.5x OpenBLAS at (3200..12800, 512..2048, 32..128)). With several rows and
-    I a multiple of 32, dW_ih = dz^T x goes through the tiles reading dz^T and x in place (x's
+    panel layout: 1.1-1.5x OpenBLAS at (3200..12800, 512..2048, 32..128)).
+    Large dW_hh (G H >= JOINT_WGRAD_MIN) with I and H multiples of 32: [dW_ih dW_hh] =
+    dz^T [x h_(t-1)], one long-K product over the rows' [x_t, h_(t-1)] gathered into panels:
+    dz is read once, and the (G, I + H) result passes through the cache once per K block of
+    JOINT_BLOCK bytes of panels instead of once per batch row (weight gradients on both cores
+    at (128, 50, 128, 512) and (64, 200, 64, 256): see benchmarks/README.md).
+    Otherwise, with several rows and I a multiple of 32, dW_ih = dz^T x goes through the tiles
+    reading dz^T and x in place (x's
     rows hold whole panels), 15-55 % faster than x^T dz and a transpose at I = 64..512 and H =
     128..512 (one core, interleaved) and 1.7-2x OpenBLAS; other I: dW_ih^T = x^T dz through the
     tiles, reading x^T in place (2.5x OpenBLAS over a (32, 100, 32, 128) batch; at I = 16 the
@@ -206,7 +260,10 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     G, Gp, H, nb = dw_ih.shape[0], dz.shape[2], hs.shape[2], b1 - b0
     if dx.shape[0] > 0:  # (0, T, I): the caller does not need dx
         tgemm(nb * T, I, G, dz, b0 * T * Gp, Gp, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)
-    if nb > 1 and I % NR == 0:  # dW_ih = dz^T x, straight: x's rows are its panels
+    joint = nb > 1 and I % NR == 0 and H % NR == 0 and G * H >= JOINT_WGRAD_MIN
+    if joint:
+        _joint_grads(dz, x, hs, dw_ih, dw_hh, b0, b1)
+    elif nb > 1 and I % NR == 0:  # dW_ih = dz^T x, straight: x's rows are its panels
         tgemm(G, I, nb * T, dz, b0 * T * Gp, 1, Gp, x, b0 * T * I, I, 32, 0.0, dw_ih, 0, I, 128)
     elif nb > 1 and I <= TILE_WGRAD_MAX_I:
         wt = np.empty((I, G), dz.dtype)
@@ -215,7 +272,9 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     else:
         gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * Gp, Gp, x, b0 * T * I, I,
              0.0, dw_ih, 0, I)  # fmt: skip
-    if nb == 1:  # one product: BLAS is faster than the tiles at K = T
+    if joint:
+        pass
+    elif nb == 1:  # one product: BLAS is faster than the tiles at K = T
         gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * Gp, Gp, hs, b0 * (T + 1) * H, H,
              0.0, dw_hh, 0, H)  # fmt: skip
     else:  # dW_hh = sum over rows of dz_b^T h_b: dz_b read transposed in place, h_b as panels
