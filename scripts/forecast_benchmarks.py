@@ -1,4 +1,4 @@
-"""Backtest the LSTM forecaster on the real series of issue 5 and write docs/forecast/.
+"""Backtest the LSTM forecaster on four real series and write docs/forecast/.
 
     python scripts/forecast_benchmarks.py [--only NAME ...] [--budget SECONDS] [--ensemble K]
 
@@ -110,18 +110,34 @@ def baseline_alone(name: str, m: dict) -> float:
     return float(np.mean(np.concatenate(err)) / mase_scale(y[: origins[0]], s))
 
 
+# The MASE columns of the summary table, in order (the last one computed by baseline_alone).
+MASE_COLUMNS = ("lstm", "naive", "seasonal_naive", "ets", "seasonal_level alone")
+
+
+def bold_best(values: dict[str, float]) -> dict[str, str]:
+    """Each value to 3 decimals, the lowest of the row (all of them on a tie) in bold."""
+    text = {k: f"{v:.3f}" for k, v in values.items()}
+    finite = [t for t in text.values() if np.isfinite(float(t))]
+    best = min(finite, key=float) if finite else None
+    return {k: f"**{t}**" if t == best else t for k, t in text.items()}
+
+
 def summary(rows: dict[str, dict]) -> str:
+    """The table: one row per dataset; bold marks the lowest MASE of the row, whichever model
+    (the seasonal_level baseline alone included)."""
     head = ("| dataset | H | folds | LSTM MASE | naive | seasonal naive (m) | ETS | baseline "
             "| seasonal_level alone | 80% coverage | LSTM train s |\n"
             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")  # fmt: skip
     lines = [head]
     for name, m in rows.items():
         mm = m["models"]
+        values = {k: mm[k]["mase"] for k in MASE_COLUMNS[:4]}
+        values["seasonal_level alone"] = baseline_alone(name, m)
+        v = bold_best(values)
         lines.append(
-            f"| {name} | {m['horizon']} | {m['folds']} | **{mm['lstm']['mase']:.3f}** | "
-            f"{mm['naive']['mase']:.3f} | {mm['seasonal_naive']['mase']:.3f} ({m['season']}) | "
-            f"{mm['ets']['mase']:.3f} | {m.get('baseline', 'seasonal')} | "
-            f"{baseline_alone(name, m):.3f} | "
+            f"| {name} | {m['horizon']} | {m['folds']} | {v['lstm']} | {v['naive']} | "
+            f"{v['seasonal_naive']} ({m['season']}) | {v['ets']} | "
+            f"{m.get('baseline', 'seasonal')} | {v['seasonal_level alone']} | "
             f"{m['coverage']['lstm']:.1%} | {m['train_seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -155,7 +171,8 @@ def main() -> None:
         "# Forecasting benchmarks\n\nWritten by `python scripts/forecast_benchmarks.py` "
         "(`--only` with no names rebuilds this page from the metrics.json files). MASE, lower is "
         "better; train s: wall seconds of LSTM training (all ensemble members) on one thread; "
-        "seasonal_level alone: the baseline the network corrects, without the network.\n\n"
+        "seasonal_level alone: the baseline the network corrects, without the network. Bold: "
+        "the lowest MASE of the row, whichever model it is.\n\n"
     )
     (OUT / "summary.md").write_text(head + summary(done) + "\n" + full_tables(done))
     print(summary(done))

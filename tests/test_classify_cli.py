@@ -132,4 +132,4 @@ def _expect_error(tmp_path, data, match, capsys):
 
 def test_eval_of_a_missing_model_exit_2(tmp_path, capsys):
     rc = main(["classify", "eval", "--model", str(tmp_path / "nope"), "--data", "x.npz"])
-    assert rc == 2 and "not a saved classifier" in capsys.readouterr().err
+    assert rc == 2 and f"{tmp_path / 'nope'} not found" in capsys.readouterr().err

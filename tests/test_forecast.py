@@ -123,8 +123,30 @@ def test_short_series_and_bad_options_are_clear_errors(sunspots):
         ls.Forecaster(horizon=10, context=400).fit(sunspots, time="year", target="sunspots")
     with pytest.raises(ValueError, match="strategy"):
         ls.Forecaster(strategy="sideways")
+    with pytest.raises(ValueError, match="season must be a positive integer or None"):
+        ls.Forecaster(season=0)  # 0 used to mean "detect it", silently
     with pytest.raises(ValueError, match="not fitted"):
         ls.Forecaster().predict(sunspots)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean series raises no warning
         prepare(sunspots, "year", "sunspots")
+
+
+def test_backtest_leaves_the_fitted_forecaster_unchanged(sunspots, tmp_path):
+    """fit -> predict -> backtest -> predict/save: the backtest trains a copy (it used to refit
+    the forecaster itself on the data before the first origin)."""
+    f = ls.Forecaster(horizon=6, context=20, **FAST).fit(sunspots, time="year", target="sunspots")
+    before = f.predict(sunspots)
+    f.save(tmp_path / "before")
+    res = f.backtest(sunspots, folds=3, ets=False)  # columns from the fit
+    pd.testing.assert_frame_equal(f.predict(sunspots), before)
+    f.save(tmp_path / "after")
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "after" / name).read_bytes() == (tmp_path / "before" / name).read_bytes()
+    fresh = ls.Forecaster(horizon=6, context=20, **FAST)  # the backtest's own results: the same
+    again = fresh.backtest(sunspots, folds=3, time="year", target="sunspots", ets=False)
+    pd.testing.assert_frame_equal(res.forecasts, again.forecasts)
+    assert res.metrics == again.metrics | {"train_seconds": res.metrics["train_seconds"]}
+    assert fresh.net is None  # a backtest never fits the forecaster it is called on
+    with pytest.raises(ValueError, match="step must be a positive integer"):
+        f.backtest(sunspots, folds=3, step=0)

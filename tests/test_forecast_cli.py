@@ -86,6 +86,9 @@ def _bad(tmp_path, name: str) -> tuple[str, list[str]]:
         df["sunspots"] = np.nan
     elif name == "unknown_freq":
         df["year"] = np.cumsum(np.random.default_rng(0).integers(1, 9, len(df)))
+    elif name in ("bad_date", "date_format"):  # row 40 holds a bad date, the first one is valid
+        df["year"] = pd.date_range("1700-01-01", periods=len(df), freq="YS").astype(str)
+        df.loc[39, "year"] = "19th of never" if name == "bad_date" else "1739/01/01"
     df.to_csv(path, index=False)
     return path, []
 
@@ -101,6 +104,10 @@ def _bad(tmp_path, name: str) -> tuple[str, list[str]]:
         ("duplicated", "sunspots", "duplicated timestamp 1709 in column 'year'"),
         ("all_nan", "sunspots", "target 'sunspots' has no values"),
         ("unknown_freq", "sunspots", "cannot infer the frequency of 'year'"),
+        ("bad_date", "sunspots", "time column 'year': data row 40 (1-based, header not counted) "
+         "holds '19th of never', which is not a date; correct or remove that row"),
+        ("date_format", "sunspots", "data row 40 (1-based, header not counted) holds "
+         "'1739/01/01', which is not in the format of the first timestamp '1700-01-01'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, case, target, message):
@@ -119,4 +126,53 @@ def test_unknown_frequency_alias_and_missing_model_dir(csv, tmp_path, capsys):
     assert code == 2 and "unknown frequency 'fortnightly'" in err
     code, _, err = run(capsys, "forecast", "predict", "--model", tmp_path / "nope", "--data", csv,
                        "--out", tmp_path / "f.csv")  # fmt: skip
-    assert code == 2 and "config.json not found" in err
+    assert code == 2 and f"no model directory at {tmp_path / 'nope'}" in err
+    assert "`longshort forecast train" in err
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--context", 0, "--context must be a positive integer, got 0 (leave it out for 3 x horizon)"),
+        ("--context", -5, "--context must be a positive integer, got -5"),
+        ("--season", 0, "--season must be a positive integer, got 0 (leave it out to detect it)"),
+        ("--step", 0, "--step must be a positive integer, got 0"),
+        ("--hidden-size", 0, "--hidden-size must be a positive integer, got 0"),
+    ],
+)  # fmt: skip
+def test_zero_is_rejected_not_defaulted(csv, tmp_path, capsys, option, value, message):
+    """--context 0 used to fall back to the default (3 x horizon) while -5 was an error."""
+    code, out, err = run(capsys, "forecast", "backtest", "--data", csv, "--time", "year",
+                         "--target", "sunspots", "--horizon", 5, "--folds", 2, option, value,
+                         "--out", tmp_path / "o")  # fmt: skip
+    assert code == 2 and out == "" and err.startswith("longshort: error: ")
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_says_what_kind_of_model_a_directory_holds(csv, tmp_path, capsys):
+    """A text model, a classifier or a file given as --model: say what it is and how to train a
+    forecaster with the CLI (it said `config.json not found; ... written by save()`)."""
+    from longshort.models.classifier import SequenceClassifier
+
+    x = np.random.default_rng(0).standard_normal((4, 5, 2))
+    SequenceClassifier(hidden_size=3, epochs=1).fit(x, [0, 1, 0, 1]).save(tmp_path / "clf")
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 200)
+    assert main(["text", "train", "--data", str(text), "--out", str(tmp_path / "txt"),
+                 "--steps", "2", "--hidden-size", "8", "--embedding-size", "4", "--lanes", "2",
+                 "--bptt", "8", "--no-progress"]) == 0  # fmt: skip
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text('{"format": "longshort-forecaster-1"}')
+    capsys.readouterr()
+    train = "train one with `longshort forecast train --data F.csv"
+    for model, what in (
+        ("txt", "is a text model (made by `longshort text train`), not a forecaster"),
+        ("clf", "is a sequence classifier (made by `longshort classify train`), not a forecaster"),
+        ("old", "holds a forecaster in format 'longshort-forecaster-1'; this version reads"),
+        ("text.txt", "is a file, not a model directory"),
+    ):
+        code, out, err = run(capsys, "forecast", "predict", "--model", tmp_path / model, "--data",
+                             csv, "--out", tmp_path / "f.csv")  # fmt: skip
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert f"{tmp_path / model} {what}" in err and train in err.replace("it again", "one"), err

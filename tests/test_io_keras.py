@@ -4,6 +4,7 @@ Paths: Keras -> longshort, longshort -> Keras, Keras -> longshort -> Keras, thro
 `.keras` files and `.weights.h5` files; stacked, bidirectional, masked (variable-length) batches.
 """
 
+import importlib.util
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -152,3 +153,32 @@ def test_unsupported_keras_models_are_named():
         lsio.from_keras(seq(L.LSTM(4)), into=LSTM(3, 3))
     with pytest.raises(ValueError, match="readout 'final'"):
         lsio.to_keras(RecurrentStack([LSTM(3, 2, bidirectional=True)], readout="last"))
+
+
+def test_keras_backend_chosen_without_tensorflow(tmp_path):
+    """Keras 3 defaults to TensorFlow: with KERAS_BACKEND unset and no TensorFlow, from_keras and
+    to_keras pick torch themselves (a fresh process, so Keras is not imported yet)."""
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow installed: Keras' own default works")
+    code = (
+        "import numpy as np, longshort.io as lsio\n"
+        "from longshort.nn import LSTM\n"
+        f"p = {str(tmp_path / 'm.keras')!r}\n"
+        "m = LSTM(3, 4, seed=0)\n"
+        "lsio.to_keras(m, p)\n"
+        "back = lsio.from_keras(p)\n"
+        "x = np.ones((1, 2, 3), np.float32)\n"
+        "print(float(np.abs(back(x, need_cache=False)[0] - m(x, need_cache=False)[0]).max()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.split()[-1]) == 0.0
+
+
+def test_missing_keras_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such Keras file"):
+        lsio.from_keras(tmp_path / "nope.keras")

@@ -51,6 +51,24 @@ def test_same_seed_same_run():
         assert a[key] == b[key]
 
 
+def test_warm_up_is_outside_the_budget_and_leaves_training_unchanged(monkeypatch):
+    """The untimed warm-up (kernels compiled before the clock starts) runs once per run, before
+    training, and changes neither the data nor the weights trained: a run without it is the same."""
+    import longshort.lab.runner as runner
+
+    cfg = LabConfig(length=10, hidden_size=4, budget_sequences=320, val_size=32, test_size=64,
+                    val_every=5)  # fmt: skip
+    calls = []
+    real = runner._warm_up
+    monkeypatch.setattr(runner, "_warm_up", lambda *a: (calls.append(1), real(*a)))
+    a = run(cfg)
+    monkeypatch.setattr(runner, "_warm_up", lambda *a: None)
+    b = run(cfg)
+    assert calls == [1]
+    for key in ("success_rate", "test_error", "sequences_seen", "steps", "val_success"):
+        assert a[key] == b[key]
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab") / "cmp"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from longshort.cli import main
-from longshort.text.mixture import NgramMixer, cache_ngram, fit_weights, mix_nats
+from longshort.text.mixture import CONF_BINS, NgramMixer, cache_ngram, fit_weights, mix_nats
 from longshort.text.workflow import evaluate, load_model, split_text
 
 
@@ -102,6 +102,30 @@ def test_mixture_beats_lstm_and_kneser_ney_on_held_out_text(trained):
         mixer.score(test, lstm["token_nats"][:-1])
 
 
+def test_mixture_buckets_by_the_lstm_confidence(trained):
+    """With the LSTM's top probabilities the buckets split by its confidence (validation
+    quantiles): each is the largest probability at its position, at least the one of the token
+    that came; the finer mixture still beats both models, and then needs them to score."""
+    out, corpus = trained
+    model, vocab, _ = load_model(out)
+    train, val, test = (vocab.encode(s) for s in split_text(corpus.read_text("utf-8")))
+    fit, lstm = evaluate(model, val, keep=True), evaluate(model, test, keep=True)
+    top = lstm["token_top"]
+    assert top.shape == lstm["token_nats"].shape and np.all(top <= 1.0)
+    assert np.all(top >= np.exp(-lstm["token_nats"]) * (1 - 1e-12))
+    plain = NgramMixer(train, len(vocab), kn_order=5, cache_order=6, conf_bins=1)
+    plain.fit(val, fit["token_nats"], fit["token_top"])
+    mixer = NgramMixer(train, len(vocab), kn_order=5, cache_order=6, conf_bins=3)
+    mixer.fit(val, fit["token_nats"], fit["token_top"])
+    assert mixer.edges is not None and len(mixer.edges) == 2 and plain.edges is None
+    assert len(mixer.lam) == 3 * len(plain.lam) == 3 * 7
+    res, kn = mixer.score(test, lstm["token_nats"], top), mixer.kn.evaluate(test)
+    assert res["bpc"] < min(lstm["bpc"], kn["bpc"]) - 0.02, (res["bpc"], lstm["bpc"], kn["bpc"])
+    assert "top probability" in res["weights"]["bucket"]
+    with pytest.raises(ValueError, match="top probabilities"):
+        mixer.score(test, lstm["token_nats"])
+
+
 def run(capsys, *argv):
     try:
         code = main(list(argv))
@@ -122,7 +146,7 @@ def test_cli_mix_static_and_dynamic(trained, capsys):
         assert mix["tokens"] == part["tokens"] == res["tokens"]
         assert (mix["kn_order"], mix["cache_order"]) == (5, 6)
         assert mix["validation_tokens"] == 2999  # 5 % of the 60,000 characters, less one
-        assert np.shape(mix["weights"]["lambda"]) == (7, 3)
+        assert np.shape(mix["weights"]["lambda"]) == (7 * CONF_BINS, 3)  # cache x confidence
         assert mix["bpc"] < part["bpc"] and mix["bpc"] < res["ngram"]["bpc"]
         assert "token_nats" not in part
 

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module with a `register(subparsers)` function that adds its
 parser and sets `func`; `func(args)` returns the exit code. Errors a user can fix (bad files,
 columns, options) are raised as `UserError` or ValueError/KeyError/FileNotFoundError and printed as
-one line, exit code 2, never a traceback.
+one line, exit code 2, never a traceback. Output paths are checked as arguments are parsed, before
+any work (`--out` with `type=out_dir` or `type=out_file`). Ctrl-C prints one line, exit code 130.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .._blas_threads import blas_threads
 
@@ -20,6 +22,41 @@ COMMANDS = ["demo", "export", "forecast", "lab", "inspect", "text", "classify"]
 
 class UserError(Exception):
     """A problem with the user's input or options: printed as one line, exit code 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a message saying where the command stopped (printed as one line, exit 130)."""
+
+
+def _out(path: str, directory: bool) -> str:
+    p = Path(path)
+    if directory and p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a directory; give a directory "
+                                         "(created if missing) or remove the file")  # fmt: skip
+    if not directory and p.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{path} is a directory, not a file; give the path of the file to write"
+        )
+    for q in p.parents:  # the first existing ancestor must be a directory, or mkdir fails
+        if q.exists():
+            if not q.is_dir():
+                raise argparse.ArgumentTypeError(
+                    f"{q} is a file, so {path} cannot be created in it; give another path"
+                )
+            break
+    return path
+
+
+def out_dir(path: str) -> str:
+    """argparse type of an output directory (`add_argument("--out", type=out_dir)`): an existing
+    file, or a file among its parents, is a one-line error as the arguments are parsed."""
+    return _out(path, directory=True)
+
+
+def out_file(path: str) -> str:
+    """argparse type of an output file: an existing directory at `path` (or a file among its
+    parents) is a one-line error as the arguments are parsed."""
+    return _out(path, directory=False)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
             return int(args.func(args) or 0)
+    except KeyboardInterrupt as e:  # Ctrl-C: where it stopped, not a traceback
+        msg = e.args[0] if isinstance(e, Interrupted) and e.args else "interrupted"
+        print(f"longshort: {msg}", file=sys.stderr)
+        return 130
     except (UserError, ValueError, KeyError, FileNotFoundError, IsADirectoryError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"longshort: error: {msg}", file=sys.stderr)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import out_dir, out_file
+
 
 def _train(args: argparse.Namespace) -> int:
     from ..data.readers import read_sequences
@@ -103,7 +105,7 @@ def register(sub) -> None:
     cs = p.add_subparsers(dest="action", metavar="<action>", required=True)
     t = cs.add_parser("train", help="train on a labelled file and save the model to --out")
     t.add_argument("--data", required=True, help="training data: .ts, .npz or long-format .csv")
-    t.add_argument("--out", required=True, help="directory for the saved model")
+    t.add_argument("--out", required=True, type=out_dir, help="directory for the saved model")
     t.add_argument("--cell", default="lstm", choices=["lstm", "gru", "rnn"])
     t.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
     t.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
@@ -122,6 +124,9 @@ def register(sub) -> None:
     e.add_argument("--model", required=True, help="directory written by `classify train`")
     e.add_argument("--data", required=True, help="test data: .ts, .npz or long-format .csv")
     e.add_argument(
-        "--plot", default=None, help="confusion matrix PNG (default MODEL/confusion.png)"
+        "--plot",
+        default=None,
+        type=out_file,
+        help="confusion matrix PNG (default MODEL/confusion.png)",
     )
     e.set_defaults(func=_eval)

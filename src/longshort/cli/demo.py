@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from . import out_dir
+
 
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
@@ -48,7 +50,9 @@ def _demo(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `longshort demo` to the subcommand parser."""
     d = sub.add_parser("demo", help="backtest an LSTM forecaster on bundled real data")
-    d.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
+    d.add_argument(
+        "--out", default="demo-output", type=out_dir, help="output directory (default demo-output)"
+    )
     d.add_argument("--folds", type=int, default=5, help="backtest folds (default 5)")
     d.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
     d.add_argument("--max-seconds", type=float, default=90.0, help="training budget (default 90)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import out_file
+
 
 def _export_onnx(args: argparse.Namespace) -> int:
     from . import UserError
@@ -13,7 +15,8 @@ def _export_onnx(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
     except ImportError:
         raise UserError(
-            "ONNX export needs the onnx package: pip install 'longshort[onnx]'"
+            "ONNX export needs the onnx package: install the extra from the repository with "
+            "`.venv/bin/pip install -e '.[onnx]'` (or `make test`, which installs it too)"
         ) from None
     from ..io import load, to_onnx
 
@@ -48,7 +51,7 @@ def register(sub) -> None:
     fmt = p.add_subparsers(dest="format", metavar="<format>", required=True)
     o = fmt.add_parser("onnx", help="write an ONNX file (opset 14+) for ONNX Runtime")
     o.add_argument("--model", required=True, help="model directory written by longshort.io.save")
-    o.add_argument("--out", required=True, help="output file, FILE.onnx")
+    o.add_argument("--out", required=True, type=out_file, help="output file, FILE.onnx")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset, 14 or newer (default 17)")
     o.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     o.add_argument("--no-lengths", action="store_true", help="no `lengths` input")

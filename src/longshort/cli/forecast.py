@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import UserError
+from . import UserError, out_dir, out_file
 
 
 def _list(text: str | None) -> list[str]:
@@ -32,9 +32,15 @@ def _quantiles(text: str) -> tuple[float, ...]:
 def _model(args: argparse.Namespace):
     from ..models.forecaster import Forecaster
 
-    if args.horizon < 1:
-        raise UserError(f"--horizon must be a positive integer, got {args.horizon}")
-    context = args.context or max(3 * args.horizon, 8)
+    for flag, value in (("--horizon", args.horizon), ("--context", args.context),
+                        ("--hidden-size", args.hidden_size), ("--layers", args.layers),
+                        ("--ensemble", args.ensemble), ("--epochs", args.epochs),
+                        ("--season", args.season)):  # fmt: skip
+        if value is not None and value < 1:  # None: not given (context, season: the default)
+            hint = {"--context": " (leave it out for 3 x horizon)",
+                    "--season": " (leave it out to detect it)"}.get(flag, "")  # fmt: skip
+            raise UserError(f"{flag} must be a positive integer, got {value}{hint}")
+    context = max(3 * args.horizon, 8) if args.context is None else args.context
     return Forecaster(
         horizon=args.horizon, context=context, hidden_size=args.hidden_size,
         num_layers=args.layers, quantiles=_quantiles(args.quantiles), strategy=args.strategy,
@@ -109,6 +115,10 @@ def _backtest(args: argparse.Namespace) -> int:
 
     if args.folds < 1:
         raise UserError(f"--folds must be a positive integer, got {args.folds}")
+    if args.step is not None and args.step < 1:
+        raise UserError(
+            f"--step must be a positive integer, got {args.step} (leave it out for the horizon)"
+        )
     df = read_table(args.data)
     model = _model(args)
     res = _warned(lambda: model.backtest(df, args.folds, args.step, ets=not args.no_ets,
@@ -133,7 +143,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freq", help="frequency (pandas alias such as 30min, h, D, W, MS or an "
                    "integer step); default: inferred")  # fmt: skip
     p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    p.add_argument("--context", type=int, help="steps the LSTM reads (default 3 x horizon)")
+    p.add_argument(
+        "--context", type=int, help="steps the LSTM reads (default 3 x horizon, at least 8)"
+    )
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--quantiles", default="0.1,0.5,0.9")
@@ -161,17 +173,19 @@ def register(sub) -> None:
     f.set_defaults(func=lambda a: (f.print_help(), 2)[1])
     t = fs.add_parser("train", help="train a forecaster on a table and save it")
     _data_args(t)
-    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--out", required=True, type=out_dir, help="model directory to write")
     t.set_defaults(func=_train)
     p = fs.add_parser("predict", help="forecast the steps after each series' last value")
     p.add_argument("--model", required=True, help="directory written by `forecast train`")
     p.add_argument("--data", required=True, help="history (and future covariates), CSV/Parquet")
-    p.add_argument("--out", required=True, help="forecast CSV to write")
+    p.add_argument("--out", required=True, type=out_file, help="forecast CSV to write")
     p.set_defaults(func=_predict)
     b = fs.add_parser("backtest", help="rolling-origin backtest against the baselines")
     _data_args(b)
     b.add_argument("--folds", type=int, required=True, help="forecast origins")
     b.add_argument("--step", type=int, help="steps between origins (default: horizon)")
     b.add_argument("--no-ets", action="store_true", help="skip the ETS baseline")
-    b.add_argument("--out", required=True, help="directory for metrics.json, forecast.png, ...")
+    b.add_argument(
+        "--out", required=True, type=out_dir, help="directory for metrics.json, forecast.png, ..."
+    )
     b.set_defaults(func=_backtest)

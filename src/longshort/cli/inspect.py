@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import no_file
-from . import UserError
+from . import UserError, out_dir
 
 
 def _model_dir(path: str) -> Path:
@@ -141,12 +141,14 @@ def register(sub) -> None:
     g.add_argument(
         "--input", required=True, help="one sequence: .npy (T, I) or .csv (row per step)"
     )
-    g.add_argument("--out", default="gates", help="output directory (default ./gates)")
+    g.add_argument(
+        "--out", default="gates", type=out_dir, help="output directory (default ./gates)"
+    )
     g.set_defaults(func=_gates)
     f = isub.add_parser("gradient-flow", help="||dL/dh_t|| against the lag, LSTM beside RNN")
     f.add_argument("--task", choices=("adding", "copy", "temporal_order"), default="adding")
     f.add_argument("--length", type=_positive, required=True, help="the task's length T")
-    f.add_argument("--out", required=True, help="output directory")
+    f.add_argument("--out", required=True, type=out_dir, help="output directory")
     f.add_argument("--from", dest="from_dir", default=None,
                    help="a `lab compare` directory whose saved models to use")  # fmt: skip
     f.add_argument("--models", type=lambda s: s.split(","), default=["lstm", "rnn"],

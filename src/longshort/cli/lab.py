@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from . import UserError
+from . import UserError, out_dir
 
 TASK_NAMES = ("adding", "copy", "temporal_order")
 MODEL_NAMES = ("lstm", "gru", "rnn")
@@ -147,7 +147,7 @@ def register(sub) -> None:
     _common(r)
     r.add_argument("--length", type=int, required=True, help="the task's length T")
     r.add_argument("--model", choices=MODEL_NAMES, default="lstm", help="lstm, gru or rnn")
-    r.add_argument("--out", default=None, help="save the model and result.json here")
+    r.add_argument("--out", default=None, type=out_dir, help="save the model and result.json here")
     r.add_argument("--json", action="store_true", help="also print the result row as JSON")
     r.add_argument("--bar", action="store_true", help="show a progress bar on a terminal")
     r.set_defaults(func=_run)
@@ -155,6 +155,8 @@ def register(sub) -> None:
     _common(c)
     c.add_argument("--lengths", type=_int_list, required=True, help="e.g. 50,100,200,500,1000")
     c.add_argument("--models", type=_model_list, default=list(MODEL_NAMES), help="lstm,gru,rnn")
-    c.add_argument("--out", required=True, help="directory for results.json/png/md and models")
+    c.add_argument(
+        "--out", required=True, type=out_dir, help="directory for results.json/png/md and models"
+    )
     c.add_argument("--quiet", action="store_true", help="no per-validation progress lines")
     c.set_defaults(func=_compare)

@@ -10,13 +10,16 @@ Symbols: N sequences, T_i the length of sequence i, T = max T_i, F features per 
               rows of an id are sorted by time; the label must be the same on all of them)
     pad_sequences(X, lengths) -> (x (N, T, F) float64 zero-padded, lengths (N,) int64)
 
-Every problem is a ValueError that says which sequence (or line) is wrong and how: ragged
-features, empty sequences, NaN or infinite values, missing labels.
+Every problem is a ValueError that says which file, sequence (or line) is wrong and how: ragged
+features, empty sequences, NaN or infinite values (or empty fields), missing labels, files that are
+damaged or not text.
 """
 
 from __future__ import annotations
 
 import csv
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,8 @@ import numpy as np
 from .._validate import no_file
 
 FORMATS = ".ts (UCR/UEA), .npz (X, y[, lengths]) or .csv (long format: id,time,features...,label)"
+NPZ_HOLDS = ("a valid .npz is a numpy.savez archive of arrays X (N, T) or (N, T, F), y (N,) and "
+             "optionally lengths (N,)")  # fmt: skip
 
 
 def pad_sequences(X, lengths=None) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +117,20 @@ def read_sequences(path) -> tuple[list[np.ndarray], np.ndarray]:
 
 def read_npz(path) -> tuple[list[np.ndarray], np.ndarray]:
     """X (N, T[, F]), y (N,), optional lengths (N,); no pickled objects are ever loaded."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic != b"PK":  # every zip archive starts so; np.load would try pickle or raise EOFError
+        what = "is empty" if not magic else "is not an .npz file (not a zip archive)"
+        raise ValueError(f"{path} {what}; {NPZ_HOLDS}")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except ValueError as e:
+        if "pickle" not in str(e):
+            raise ValueError(f"{path} is damaged ({e}); {NPZ_HOLDS}") from None
         raise ValueError(f"{path}: cannot read without pickle ({e}); save plain arrays") from None
+    except (EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{path} is truncated or damaged ({e}); {NPZ_HOLDS}") from None
     for k in ("X", "y"):
         if k not in arrays:
             what = "labels are missing" if k == "y" else "the sequences are missing"
@@ -134,8 +148,14 @@ def read_npz(path) -> tuple[list[np.ndarray], np.ndarray]:
 
 def read_long_csv(path) -> tuple[list[np.ndarray], np.ndarray]:
     """Long format: header `id,time,<features...>,label`, one row per step of a sequence."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); "
+            "give a long-format .csv (id,time,features...,label) saved as UTF-8"
+        ) from None
     if not any(c.strip() for r in rows for c in r):
         raise ValueError(f"{path} is empty: it needs a header id,time,<feature columns...>,label "
                          "and a row per step")  # fmt: skip
@@ -150,6 +170,10 @@ def read_long_csv(path) -> tuple[list[np.ndarray], np.ndarray]:
         if len(r) != width:
             raise ValueError(f"{path}, line {n}: {len(r)} fields, the header has {width}")
         sid, lab = r[0], r[-1].strip()
+        empty = [j for j, v in enumerate(r[1:-1], start=1) if not v.strip()]
+        if empty:
+            raise ValueError(f"{path}, line {n}: missing value in column {rows[0][empty[0]]!r} "
+                             f"(id {sid}); fill or drop missing values first")  # fmt: skip
         if lab == "":
             raise ValueError(f"{path}, line {n}: labels are missing (empty label for id {sid})")
         if labels.setdefault(sid, lab) != lab:

@@ -5,7 +5,8 @@ Each series of length N gets K forecast origins, the last one H steps before its
     o_k = N - H - (K - 1 - k) * step,  k = 0 .. K-1        (step defaults to H)
 
 The LSTM is trained once on everything before the first origin o_0 (its validation part is the
-tail of that stretch); at each origin every model forecasts the next H steps from the history up
+tail of that stretch; `backtest` trains the model it is given, and Forecaster.backtest gives it
+an unfitted copy, so the user's fitted forecaster is never changed); at each origin every model forecasts the next H steps from the history up
 to the origin only (ETS is refitted at every origin). Scores are computed on the observed truths of
 all folds; MASE is scaled by the seasonal naive error on the history before o_0.
 """
@@ -96,11 +97,18 @@ def score(fc: pd.DataFrame, scales: dict, quantiles, models=MODELS) -> dict:
 
 def backtest(model, df, folds: int = 3, step: int | None = None, ets: bool = True,
              **columns) -> BacktestResult:  # fmt: skip
-    """Refit `model` before the first origin, forecast K folds, score every model (see module)."""
-    if not isinstance(folds, int) or folds < 1:
+    """Fit `model` (in place) before the first origin, forecast K folds, score every model (see
+    the module docstring); `step` None means the horizon."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
         raise ValueError(f"folds must be a positive integer, got {folds!r}")
     c = model.config
-    step = step or c.horizon
+    if step is None:
+        step = c.horizon
+    elif isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
+        raise ValueError(
+            f"step must be a positive integer (steps between origins), got {step!r}; leave it "
+            "out for the horizon"
+        )
     cols = {"id": None, "covariates": [], "future_covariates": [], **c.columns, **columns}
     for need in ("time", "target"):
         if not cols.get(need):

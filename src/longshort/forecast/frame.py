@@ -118,7 +118,11 @@ def _numeric(col: pd.Series, name: str) -> np.ndarray:
 
 
 def parse_time(col: pd.Series, name: str) -> pd.Index:
-    """Integers stay integers (e.g. years); anything else is parsed as dates."""
+    """Integers stay integers (e.g. years); anything else is parsed as dates.
+
+    Errors name the first offending value and its data row (1-based, the header not counted; the
+    row of the table when `col` keeps the table's default integer index, as in `prepare`).
+    """
     if pd.api.types.is_integer_dtype(col):
         return pd.Index(col.to_numpy(np.int64))
     if pd.api.types.is_datetime64_any_dtype(col):
@@ -127,15 +131,61 @@ def parse_time(col: pd.Series, name: str) -> pd.Index:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = pd.to_datetime(col)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"time column {name!r} holds values that are not dates or integers "
-            f"(e.g. {col.iloc[0]!r}); pass the column with the timestamps as --time"
-        ) from None
+    except (ValueError, TypeError) as e:
+        raise ValueError(_bad_time(col, name, e)) from None
     if t.isna().any():
         i = int(np.flatnonzero(t.isna().to_numpy())[0])
-        raise ValueError(f"time column {name!r} has an empty or unreadable value at row {i + 1}")
+        raise ValueError(
+            f"time column {name!r} is empty at data row {_row(col, i)} (1-based, header not "
+            "counted); give every row a timestamp or remove that row"
+        )
     return pd.DatetimeIndex(t)
+
+
+def _row(col: pd.Series, i: int) -> int:
+    """1-based data row of position i: the table's row for an integer index, else i + 1."""
+    label = col.index[i]
+    return int(label) + 1 if pd.api.types.is_integer_dtype(col.index) else i + 1
+
+
+def _parses(value) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.notna(pd.to_datetime(value))
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _bad_time(col: pd.Series, name: str, error: Exception) -> str:
+    """The message for a time column pandas could not parse: the first value that failed."""
+    where = f"time column {name!r}"
+    try:  # the same format inference as the failed call; the failures become NaT
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bad = pd.to_datetime(col, errors="coerce").isna().to_numpy() & col.notna().to_numpy()
+    except (ValueError, TypeError):  # e.g. mixed time zones: no single value is at fault
+        bad = np.zeros(len(col), bool)
+    if not bad.any():
+        first = str(error).splitlines()[0]
+        return (
+            f"{where} could not be read as dates ({first}); write every timestamp in one format "
+            "and one time zone"
+        )
+    i = int(np.flatnonzero(bad)[0])
+    value, row = col.iloc[i], _row(col, i)
+    at = f"{where}: data row {row} (1-based, header not counted) holds {value!r}"
+    if bad.mean() > 0.5:  # most values fail: probably the wrong column
+        return (
+            f"{at}, which is not a date or an integer, as are {int(bad.sum()) - 1} more of its "
+            f"{len(col)} values; pass the column with the timestamps as --time"
+        )
+    if _parses(value):
+        return (
+            f"{at}, which is not in the format of the first timestamp {col.iloc[0]!r}; write "
+            "every timestamp in that one format"
+        )
+    return f"{at}, which is not a date; correct or remove that row"
 
 
 def infer_freq(time: pd.Index, name: str = "time") -> str | int:

@@ -129,9 +129,10 @@ def predict_frame(model, df) -> pd.DataFrame:
 
 def save_forecaster(model, d: Path) -> Path:
     """Forecaster.save (see the module docstring)."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save as st_save
 
     from ..models.forecaster import FORMAT, dumps
+    from ..train.checkpoint import atomic_write_bytes
 
     d.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -147,8 +148,9 @@ def save_forecaster(model, d: Path) -> Path:
         "fit_seconds": model.fit_seconds,
     }
     tensors = {k: np.ascontiguousarray(v) for k, v in model.net.state_dict().items()}
-    save_file(tensors, str(d / "model.safetensors"), metadata={"format": FORMAT})
-    (d / "config.json").write_text(dumps(meta) + "\n")
+    # atomic, and with the usual file mode (safetensors' save_file creates files 0600)
+    atomic_write_bytes(d / "model.safetensors", st_save(tensors, metadata={"format": FORMAT}))
+    atomic_write_bytes(d / "config.json", (dumps(meta) + "\n").encode())
     return d
 
 
@@ -159,12 +161,11 @@ def load_forecaster(cls, d: Path):
     from ..models.forecaster import FORMAT, ForecastEnsemble, ForecasterConfig, ForecastNet
 
     cfg_path, w_path = d / "config.json", d / "model.safetensors"
-    for p in (cfg_path, w_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p} not found; a forecaster directory is written by save()")
-    meta = json.loads(cfg_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{cfg_path} is not a {FORMAT} file (format={meta.get('format')!r})")
+    meta = _read_json(cfg_path)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _not_a_forecaster(d, meta)
+    if not w_path.is_file():
+        raise FileNotFoundError(f"{d} has no model.safetensors: {TRAIN_HINT}")
     model = cls.__new__(cls)
     model.config = ForecasterConfig.from_dict(meta["config"])
     model.freq, model.season = meta["freq"], meta["season"]
@@ -182,3 +183,59 @@ def load_forecaster(cls, d: Path):
     model.net.load_state_dict(load_file(str(w_path)))
     model.net.eval()
     return model
+
+
+TRAIN_HINT = (
+    "train one with `longshort forecast train --data F.csv --time COL --target COL --horizon H "
+    "--out DIR` (or Forecaster.fit(...).save(DIR))"
+)
+
+
+def _read_json(path: Path):
+    """The parsed JSON file, or None when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _kind_of(d: Path, meta) -> str | None:
+    """What other longshort model `d` holds, by the "format" its files carry (None: unknown)."""
+    from ..io.store import FORMAT as LAYER_FORMAT
+    from ..models.classifier import FORMAT as CLASSIFIER_FORMAT
+    from ..text.workflow import FORMAT as TEXT_FORMAT
+    from ..text.workflow import META_NAME as TEXT_META
+
+    kinds = {
+        CLASSIFIER_FORMAT: "a sequence classifier (made by `longshort classify train`)",
+        LAYER_FORMAT: "a layer or sequence model (made by longshort.io.save)",
+        TEXT_FORMAT: "a text model (made by `longshort text train`)",
+    }
+    text = _read_json(d / TEXT_META)
+    for m in (meta, text):
+        if isinstance(m, dict) and m.get("format") in kinds:
+            return kinds[m["format"]]
+    if isinstance(meta, dict) and meta.get("format"):
+        return f"a {meta['format']!r} model"
+    return None
+
+
+def _not_a_forecaster(d: Path, meta) -> Exception:
+    """The error for a directory that holds no forecaster, saying what it holds instead."""
+    if not d.exists():
+        return FileNotFoundError(f"no model directory at {d}; {TRAIN_HINT}")
+    if not d.is_dir():
+        return FileNotFoundError(f"{d} is a file, not a model directory; {TRAIN_HINT}")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if isinstance(fmt, str) and fmt.startswith("longshort-forecaster"):
+        from ..models.forecaster import FORMAT
+
+        return ValueError(f"{d} holds a forecaster in format {fmt!r}; this version reads "
+                          f"{FORMAT!r}: {TRAIN_HINT.replace('one', 'it again', 1)}")  # fmt: skip
+    kind = _kind_of(d, meta)
+    if kind is not None:
+        return ValueError(f"{d} is {kind}, not a forecaster; {TRAIN_HINT}")
+    if meta is None and (d / "config.json").is_file():
+        return ValueError(f"{d / 'config.json'} is not valid JSON; {TRAIN_HINT}")
+    return FileNotFoundError(f"{d} is not a forecaster directory (no forecaster config.json); "
+                             f"{TRAIN_HINT}")  # fmt: skip

@@ -58,6 +58,7 @@ def prepare(df: pd.DataFrame, time: str, target: str, id: str | None = None,
     if len(df) == 0:
         raise ValueError("the table has no rows")
     check_columns(df, time=time, target=target, id=id, covariate=past + future)
+    df = df.reset_index(drop=True)  # row labels = data rows (0-based) for the error messages
     df = df.assign(**{target: numeric(df[target], target)})
     for c in past + future:
         df[c] = numeric(df[c], c)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 LABELS = {"lstm": "LSTM (longshort)", "naive": "naive", "seasonal_naive": "seasonal naive",
           "ets": "ETS (Holt-Winters)"}  # fmt: skip
@@ -56,8 +57,18 @@ def markdown(metrics: dict, title: str, plot: str | None = "forecast.png") -> st
 
 
 def plot(result, path: Path, title: str, max_history: int | None = None) -> Path:
+    """Write `figure(result, title, max_history)` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(result, title, max_history)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure(result, title: str, max_history: int | None = None):
     """History, truth, LSTM median and interval of every fold of the first series, with the
-    seasonal naive and ETS medians dashed."""
+    seasonal naive and ETS medians dashed (a matplotlib Figure; close it when done)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,10 +98,21 @@ def plot(result, path: Path, title: str, max_history: int | None = None) -> Path
         ax.axvline(f["time"].iloc[0], color="0.8", lw=0.6)
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8, ncol=5)
+    if isinstance(s.time, pd.DatetimeIndex):
+        _date_ticks(ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _date_ticks(ax) -> None:
+    """At most 8 evenly spaced date ticks with short labels. The default locator restarts its
+    day count at each month (ticks on the 31st and the 1st) and writes the full date at each, so
+    the labels at a month's end overlapped."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8, interval_multiples=False)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def write_backtest(result, out: Path, title: str) -> dict[str, Path]:

@@ -4,8 +4,9 @@ Keras packs a recurrent layer as kernel (I, G*H) and recurrent_kernel (H, G*H), 
 torch, with gate blocks LSTM i, f, c, o (torch's i, f, g, o: the same) and GRU z, r, h (torch: r,
 z, n). An LSTM or SimpleRNN has one bias (G*H,) (torch's b_ih + b_hh); a GRU with reset_after=True
 has two rows (2, 3H): [input bias; recurrent bias]. `keras_arrays` and `from_keras_arrays` are the
-only place the gates move. Keras is imported inside the functions only (KERAS_BACKEND=torch works,
-no TensorFlow needed).
+only place the gates move. Keras is imported inside the functions only (`_keras`): with
+KERAS_BACKEND unset and no TensorFlow installed, the torch (or JAX) backend is chosen, so no
+TensorFlow is needed.
 
     stack = from_keras("model.keras")                 # or a live keras Model / layer
     from_keras("w.weights.h5", into=model)            # weights only: the architecture is `model`'s
@@ -199,6 +200,28 @@ def _build(specs: list[_Spec], head, readout: str, dtype, impl: str):
     return stack
 
 
+def _keras():
+    """The keras module. Keras 3 defaults to the TensorFlow backend and fails on import without
+    it; when KERAS_BACKEND is unset and TensorFlow is missing, use torch or JAX if installed."""
+    import importlib.util
+    import sys
+
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        if importlib.util.find_spec("tensorflow") is None:
+            for backend in ("torch", "jax"):
+                if importlib.util.find_spec(backend) is not None:
+                    os.environ["KERAS_BACKEND"] = backend
+                    break
+    try:
+        import keras
+    except ModuleNotFoundError as e:
+        raise ImportError(
+            f"Keras could not load its backend ({e}); install one (torch, jax or tensorflow) "
+            "and set KERAS_BACKEND to its name, e.g. KERAS_BACKEND=torch"
+        ) from e
+    return keras
+
+
 def from_keras(source, *, into: Module | None = None, dtype=np.float32, impl: str = "auto"):
     """A longshort model with the weights of a Keras model, layer or file.
 
@@ -214,14 +237,19 @@ def from_keras(source, *, into: Module | None = None, dtype=np.float32, impl: st
 
     Raises:
         ValueError: an unsupported layer or setting (named), or weights that do not fit `into`.
+        FileNotFoundError: a path that does not exist.
     """
-    import keras
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if path.endswith(".weights.h5") and into is None:
+            raise ValueError(f"{path} holds weights only: pass into=<a longshort model>")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such Keras file")
+    keras = _keras()
 
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         if path.endswith(".weights.h5"):
-            if into is None:
-                raise ValueError(f"{path} holds weights only: pass into=<a longshort model>")
             twin = to_keras(into)
             twin.load_weights(path)
             source = twin
@@ -250,7 +278,7 @@ def to_keras(model: Module, path: str | os.PathLike | None = None, *, mask_value
     Raises:
         ValueError: readout "last" over a bidirectional top layer (Keras has no such readout).
     """
-    import keras
+    keras = _keras()
 
     stack = as_stack(model).stack
     top = stack.layers[-1]

@@ -23,7 +23,9 @@ Backward, per step t in reverse (dh, dc carried, (B, H)):
     dz_g = dc_t i (1 - g^2) ;  dh = dz W_hh ;  dc = dc_t f
     (dh: tiles on _tiles.pack(W_hh) for B > 1; B = 1: the one-row layout for T >= 8, else gemv;
     each row prefetches its previous step's cached gates and states while this one computes)
-Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); dW_ih = dz^T x (tiles, in
+Then, per chunk (_lstm_loops.weight_grads): dx = dz W_ih (tiles); for large gradients (4H H >=
+4 x 256 x 256, I and H multiples of 32) [dW_ih dW_hh] = dz^T [x h] as one product over gathered
+panels; else dW_ih = dz^T x (tiles, in
 place, when I is a multiple of 32 and the chunk has several rows; else x^T dz through the tiles
 for I <= 256, or BLAS) and dW_hh = sum over rows of dz^T h (tiles, one product per row);
 db = sum dz; the chunks' partial sums are then added up inside the compiled backward

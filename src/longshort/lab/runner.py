@@ -154,6 +154,16 @@ class TaskModel(Module):
         return LossOutput(float(value), lambda: self.net.backward(dpred))
 
 
+def _warm_up(model: TaskModel, task: Task, cfg: LabConfig) -> None:
+    """One untimed forward and backward at the run's shapes, gradients then cleared: the first
+    call of a cell kind compiles or loads its kernels (seconds), which must not come out of the
+    run's `budget_minutes` (a short budget otherwise left the first cell of a grid a few dozen
+    sequences). The batch comes from its own seed, so the training data are unchanged."""
+    batch = TaskBatches(task, cfg.length, cfg.batch_size).batch(0, 0, seed=cfg.seed + 7919)
+    model.loss(batch).backward()
+    model.zero_grad()
+
+
 def lab_task(cfg: LabConfig) -> Task:
     """The run's Task (the copy task with its recall length)."""
     return get_task(cfg.task, cfg.recall if cfg.task == "copy" else None)
@@ -248,6 +258,7 @@ def run(
     trainer = Trainer(model, TaskBatches(task, cfg.length, cfg.batch_size), tc, val_loss,
                       on_row=on_row)  # fmt: skip
     holder["trainer"] = trainer
+    _warm_up(model, task, cfg)
     cpu0 = time.process_time()
     try:
         res = trainer.fit()

@@ -30,6 +30,7 @@ from .._blas_threads import blas_threads
 from ..data.readers import pad_sequences
 from ..nn import GRU, LSTM, RNN, Linear, Module
 from ..train import LossOutput, TrainConfig, fit, supervised_loss
+from ..train.checkpoint import atomic_write_bytes
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLINGS = ("last", "mean", "max")
@@ -231,7 +232,7 @@ class SequenceClassifier:
         self.classes_, ids = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
-                f"y has a single class ({self.classes_[0]!r}); a classifier needs >= 2"
+                f"y has a single class ({self.classes_[0].item()!r}); a classifier needs >= 2"
             )
         return ids.astype(np.int64)
 
@@ -305,13 +306,14 @@ class SequenceClassifier:
     # --- persistence: safetensors + JSON, never pickle -----------------------------------------
     def save(self, directory) -> Path:
         """Write config.json (architecture, classes, scaling) and model.safetensors to directory."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save as st_save
 
         net = self._check_fitted()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in net.state_dict().items()},
-                  str(d / "model.safetensors"))  # fmt: skip
+        tensors = {k: np.ascontiguousarray(v) for k, v in net.state_dict().items()}
+        # atomic, and with the usual file mode (safetensors' save_file creates files 0600)
+        atomic_write_bytes(d / "model.safetensors", st_save(tensors))
         meta = {"format": FORMAT, "config": self.config.to_dict(), "input_size": len(self.mean),
                 "classes": self.classes_.tolist(), "mean": self.mean.tolist(),
                 "std": self.std.tolist()}  # fmt: skip
@@ -324,6 +326,9 @@ class SequenceClassifier:
         from safetensors.numpy import load_file
 
         d = Path(directory)
+        if not d.exists():
+            raise FileNotFoundError(f"{d} not found: pass the directory written by "
+                                    "`longshort classify train --out DIR`")  # fmt: skip
         if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
             raise FileNotFoundError(f"{d} is not a saved classifier (needs config.json and "
                                     "model.safetensors, written by SequenceClassifier.save)")  # fmt: skip

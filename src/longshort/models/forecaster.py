@@ -78,6 +78,9 @@ class ForecasterConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        s = self.season  # 0 would silently mean "detect": reject it like any non-positive value
+        if s is not None and (isinstance(s, bool) or not isinstance(s, int) or s < 1):
+            raise ValueError(f"season must be a positive integer or None (detected), got {s!r}")
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             raise ValueError(f"quantiles must lie in (0, 1), got {list(self.quantiles)}")
         if list(self.quantiles) != sorted(set(self.quantiles)):
@@ -246,12 +249,18 @@ class Forecaster:
         return predict_frame(self, df)
 
     def backtest(self, df, folds: int = 3, step: int | None = None, **columns):
-        """Rolling-origin evaluation against the baselines (longshort.forecast.backtest); the
-        model is refitted on the data before the first origin. Column names default to those of
-        the last fit."""
+        """Rolling-origin evaluation against the baselines (longshort.forecast.backtest). A fresh
+        copy with this configuration is trained on the data before the first origin; this
+        forecaster's fitted weights, scalers and settings are left as they were, so `predict`
+        and `save` after a backtest give what they gave before it. Column names default to
+        those of the last fit."""
         from ..forecast.backtest import backtest
 
-        return backtest(self, df, folds, step, **columns)
+        return backtest(self.unfitted_copy(), df, folds, step, **columns)
+
+    def unfitted_copy(self) -> Forecaster:
+        """A new, unfitted Forecaster with a deep copy of this one's configuration."""
+        return type(self)(**self.config.to_dict())
 
     def save(self, directory) -> Path:
         """Write config.json (settings, scalers, offsets) and model.safetensors; no pickle."""

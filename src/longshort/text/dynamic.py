@@ -85,16 +85,18 @@ def step_sizes(model: LanguageModel, rule: str, lr: float, decay: float, eps: fl
     return scale, pull
 
 
-def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull, each: bool = False):
+def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull, each: bool = False,
+               tops: list | None = None):  # fmt: skip
     """Score one segment x, y (B, n) with the current weights, then update them on it.
 
     theta <- theta + pull * (theta0 - theta) - scale * dL/dtheta, L the segment's mean cross
     entropy from `state` (not differentiated through: truncated BPTT). Returns (sum of nats, state),
-    or with each=True (nats per position (B, n), state).
+    or with each=True (nats per position (B, n), state). tops: a list that gets the model's
+    largest probability per position (B, n) appended.
     """
     model.zero_grad()
     logits, state = model.forward(x, state)  # (B, n, V), before any update on this segment
-    nats = token_nats_each(logits, y)
+    nats = token_nats_each(logits, y, tops)
     nats = nats if each else float(nats.sum())
     model.backward(cross_entropy_backward(cross_entropy_forward(logits, y)[1]))
     for p, p0, s, q in zip(model.parameters(), theta0, scale, pull):
@@ -114,7 +116,8 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
         bptt: n, tokens per segment. lanes: B parallel streams (1 scores ids[1:] exactly like
             `evaluate(model, ids, lanes=1)`; B > 1 scores the same tokens as evaluate with B).
         train_ids: training tokens for R (needed by "rms"); stat_batches, stat_lanes: their size.
-        keep: add "token_nats", the nats of every scored token (as `evaluate(keep=True)`).
+        keep: add "token_nats" and "token_top", the nats of every scored token and the model's
+            largest probability there (as `evaluate(keep=True)`).
 
     Returns:
         {"nats", "bpc", "perplexity", "tokens"} as `evaluate` returns them, plus "settings" and
@@ -134,10 +137,11 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
                 rms = gradient_rms(model, train_ids, bptt, stat_lanes, stat_batches)
             scale, pull = step_sizes(model, rule, lr, decay, eps, rms)
             stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-            total, n, state, each = 0.0, 0, None, []
+            total, n, state, each, tops = 0.0, 0, None, [], []
             for j in range(len(stream)):
                 b = stream.batch(0, j)
-                nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True)
+                nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True,
+                                         tops if keep else None)  # fmt: skip
                 total += float(nats.sum())
                 n += b["y"].size
                 if keep:
@@ -153,6 +157,7 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
     out = summarize(total, n)
     if keep:
         out["token_nats"] = np.concatenate(each, axis=1).ravel()
+        out["token_top"] = np.concatenate(tops, axis=1).ravel()
     return {**out, "settings": settings, "seconds": time.perf_counter() - start}
 
 

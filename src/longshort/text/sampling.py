@@ -38,7 +38,8 @@ def filter_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None
 
 def generate(model, vocab, prime: str, length: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int = 0) -> str:  # fmt: skip
-    """Continue `prime` by `length` sampled tokens; returns only the new text.
+    """Continue `prime` by `length` sampled tokens; returns only the new text (at word level
+    starting with the space that separates it from the prime, so prime + result reads right).
 
     Raises:
         ValueError: prime is empty or holds tokens outside the vocabulary (named in the message).
@@ -66,4 +67,4 @@ def generate(model, vocab, prime: str, length: int, temperature: float = 1.0,
             z, state = model.step(np.array([nxt]), state)  # the prime is never recomputed
     finally:
         model.train(was)
-    return vocab.decode(out)
+    return vocab.decode(out, after=prime)

@@ -74,16 +74,21 @@ class Vocab:
         """The distinct tokens of `text` that are not in the vocabulary, in order of appearance."""
         return list(dict.fromkeys(t for t in tokenize(text, self.level) if t not in self.index))
 
-    def decode(self, ids) -> str:
-        """ids -> text; words are joined by spaces except around newlines and before punctuation."""
+    def decode(self, ids, after: str | None = None) -> str:
+        """ids -> text; words are joined by spaces except around newlines and before punctuation.
+
+        `after`: the text these ids continue (a sampling prime), so that the first word is joined
+        to it by the same rule (a space after "HENRY." unless the text ends in whitespace).
+        """
         toks = [self.tokens[int(i)] for i in np.asarray(ids).ravel()]
         if self.level == "char":
             return "".join("\ufffd" if t == UNK else t for t in toks)
-        out = []
+        out = [] if not after or after[-1].isspace() else tokenize(after, self.level)[-1:]
+        start = len(out)
         for t in toks:
             glue = not out or out[-1] == "\n" or t == "\n" or re.fullmatch(r"[^\w\s(\[]", t)
             out.append(t if glue else " " + t)
-        return "".join(out)
+        return "".join(out[start:])
 
     def to_json(self) -> str:
         return json.dumps({"level": self.level, "tokens": self.tokens, "unk": UNK})

@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+from safetensors.numpy import save as st_save
 
 from .._blas_threads import blas_threads
 from ..models.language_model import LanguageModel, LanguageModelConfig
@@ -46,14 +47,17 @@ def save_model(model: LanguageModel, vocab: Vocab, directory, meta: dict) -> Non
     d.mkdir(parents=True, exist_ok=True)
     body = {"format": FORMAT, "model": json.loads(model.config.to_json()), **meta}
     atomic_write_bytes(d / VOCAB_NAME, vocab.to_json().encode())
-    save_file(model.state_dict(), str(d / (WEIGHTS_NAME + ".tmp")))
-    Path(d / (WEIGHTS_NAME + ".tmp")).replace(d / WEIGHTS_NAME)
+    # atomic, and with the usual file mode (safetensors' save_file creates files 0600)
+    atomic_write_bytes(d / WEIGHTS_NAME, st_save(model.state_dict()))
     atomic_write_bytes(d / META_NAME, json.dumps(body, indent=2).encode())
 
 
 def read_meta(directory) -> dict:
     """text_model.json of a model directory, with a one-line error for anything else."""
     d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"{d} is a file, not a model directory; pass the directory written by "
+                         "`longshort text train --out DIR`")  # fmt: skip
     if not d.is_dir():
         raise FileNotFoundError(f"no model directory at {d}; train one with `longshort text train`")
     p = d / META_NAME
@@ -94,17 +98,18 @@ def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 
     Returns {"nats", "bpc" (bits per token), "perplexity", "tokens"}; lanes > 1 is faster but
     scores lanes * (N // lanes - 1) tokens, each lane starting from a zero state. keep=True adds
     "token_nats": (tokens,) the nats of every scored token, lane after lane (with lanes = 1 the
-    nats of ids[1], ids[2], ... in order).
+    nats of ids[1], ids[2], ... in order), and "token_top": the model's largest probability at
+    each of those positions (its confidence, which text/mixture.py buckets on).
     """
     stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-    was, total, n, state, each = model.training, 0.0, 0, None, []
+    was, total, n, state, each, tops = model.training, 0.0, 0, None, [], []
     model.eval()
     try:
         with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
             for j in range(len(stream)):
                 b = stream.batch(0, j)
                 logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
-                nats = token_nats_each(logits, b["y"])  # (B, K)
+                nats = token_nats_each(logits, b["y"], tops if keep else None)  # (B, K)
                 total += float(nats.sum())
                 n += b["y"].size
                 if keep:
@@ -114,14 +119,19 @@ def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 
     out = summarize(total, n)
     if keep:
         out["token_nats"] = np.concatenate(each, axis=1).ravel()
+        out["token_top"] = np.concatenate(tops, axis=1).ravel()
     return out
 
 
-def token_nats_each(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """-log softmax(logits)[y] per position, float64: logits (B, K, V), y (B, K) -> (B, K)."""
+def token_nats_each(logits: np.ndarray, y: np.ndarray, tops: list | None = None) -> np.ndarray:
+    """-log softmax(logits)[y] per position, float64: logits (B, K, V), y (B, K) -> (B, K).
+    tops: if a list, the largest probability per position (B, K) is appended to it."""
     z = logits.astype(np.float64)
     z -= z.max(-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, V)
+    log_total = np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, 1)
+    if tops is not None:
+        tops.append(np.exp(-log_total[..., 0]))  # max_v p_v = exp(0 - log sum exp z)
+    logp = z - log_total  # (B, K, V)
     return -np.take_along_axis(logp, y[..., None], -1)[..., 0]
 
 

@@ -39,7 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        os.chmod(tmp, usual_mode())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -48,11 +48,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def _umask() -> int:
-    """The process's umask (read by setting and restoring it: there is no getter)."""
+def usual_mode() -> int:
+    """0o666 & ~umask: the mode open() gives a new file (the umask is read by setting and
+    restoring it: there is no getter)."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def _fsync_dir(directory: Path) -> None:
