@@ -173,6 +173,26 @@ def _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache):
     return z
 
 
+SCRATCH_MAX = 64 << 20  # bytes of dz a thread keeps between backward calls
+_SCRATCH = threading.local()
+
+
+def _scratch_dz(shape: tuple, dt) -> np.ndarray:
+    """np.empty(shape, dt) for dz, reusing this thread's buffer from the last backward: dz is
+    scratch (nothing returned views it), and a buffer written a moment ago is still in the
+    cache and mapped, where a fresh one costs page faults and reads from memory before the
+    first write (training steps, both alternating in one process: -1.5 % at (32,100,32,128),
+    -3 % at (128,50,128,512)). Larger than SCRATCH_MAX: a fresh array, nothing kept."""
+    n = int(np.prod(shape))
+    if n * dt.itemsize > SCRATCH_MAX:
+        return np.empty(shape, dt)
+    pool = _SCRATCH.__dict__.setdefault("dz", {})
+    buf = pool.get(dt.char)
+    if buf is None or buf.size < n:
+        buf = pool[dt.char] = np.empty(n, dt)
+    return buf[:n].reshape(shape)
+
+
 def lstm_backward(dy, dstate, cache, need_dx=True):
     """Fused `ops.lstm.lstm_backward`; accepts a cache from either forward. need_dx=False
     skips dx = dz W_ih and returns None for it."""
@@ -187,7 +207,7 @@ def lstm_backward(dy, dstate, cache, need_dx=True):
     dc = np.zeros((B, H), dt) if dstate[1] is None else np.array(dstate[1], dtype=dt)
     has_dy = dy is not None
     dy = _c(dy, dt) if has_dy else np.empty((1, 1, 1), dt)
-    dz = np.empty((B, T, _padded(4 * H, dt)), dt)  # (B, T, >= 4H) grad. w.r.t. pre-activations
+    dz = _scratch_dz((B, T, _padded(4 * H, dt)), dt)  # (B, T, >= 4H) grad. w.r.t. pre-act.
     dx = np.empty((B, T, I) if need_dx else (0, T, I), dt)  # (0, T, I): not computed
     if B > 1:
         wp_hh = pack(w.w_hh)  # (H // 32, 4H, 32) panels
