@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..ops import gru as ref
 from ..ops.gru import GRUCache, GRUWeights
 from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
@@ -195,6 +196,8 @@ def _backward_par(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
 
 def gru_forward(x, h0, weights, lengths=None, need_cache=True):
     """Fused `ops.gru.gru_forward`; see that function for the contract."""
+    if len(x) == 0:  # an empty batch: nothing to compute, and the kernels assume rows
+        return ref.gru_forward(x, h0, weights, lengths, need_cache)
     if type(x) is not np.ndarray or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     dt = x.dtype
@@ -223,6 +226,8 @@ def gru_forward(x, h0, weights, lengths=None, need_cache=True):
 
 def gru_backward(dy, dh_n, cache):
     """Fused `ops.gru.gru_backward`; accepts a cache from either forward."""
+    if len(cache.x) == 0:  # an empty batch (see gru_forward)
+        return ref.gru_backward(dy, dh_n, cache)
     x, hs, gates, ghn, mask, w = cache
     x = _c(x, x.dtype)
     dt = x.dtype

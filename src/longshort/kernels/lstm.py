@@ -41,6 +41,7 @@ import threading
 import numba
 import numpy as np
 
+from ..ops import lstm as ref
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
 from . import _row2
@@ -122,6 +123,8 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         x = np.ascontiguousarray(x)
     dt = x.dtype
     B, T, I = x.shape
+    if B == 0:  # an empty batch: nothing to compute, and the kernels index row 0
+        return ref.lstm_forward(x, state0, weights, lengths, need_cache)
     w = _contig(weights, dt)
     if T == 1 and lengths is None and not need_cache:  # one step: the leaner streaming kernel
         h, c = state0
@@ -196,6 +199,8 @@ def _scratch_dz(shape: tuple, dt) -> np.ndarray:
 def lstm_backward(dy, dstate, cache, need_dx=True):
     """Fused `ops.lstm.lstm_backward`; accepts a cache from either forward. need_dx=False
     skips dx = dz W_ih and returns None for it."""
+    if len(cache.x) == 0:  # an empty batch (see lstm_forward)
+        return ref.lstm_backward(dy, dstate, cache, need_dx)
     x, hs, cs, gates, tcs, mask, w = cache
     x = _c(x, x.dtype)
     dt = x.dtype
@@ -226,6 +231,8 @@ def lstm_backward(dy, dstate, cache, need_dx=True):
 def lstm_step(x_t, state, weights):
     """Fused `ops.lstm.lstm_step`: x_t (B, I), (h, c) (B, H) -> ((h_t, c_t), gates (B, 4H))."""
     h, c = state
+    if len(h) == 0:  # an empty batch (see lstm_forward)
+        return ref.lstm_step(x_t, state, weights)
     dt = h.dtype
     args = (x_t, h, c, *weights)
     for a in args:  # as is when every array is already right (a streaming loop's case)

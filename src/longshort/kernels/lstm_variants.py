@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..ops import lstm_variants as ref
 from ..ops.lstm_variants import LSTMExtCache, LSTMExtWeights, lstm_ext_step
 from ..ops.sequence import step_mask
 from ._jit import JIT, NO_TRANS, TRANS, gemm
@@ -155,6 +156,8 @@ def _masks(opts, H, dt):
 
 def lstm_ext_forward(x, state0, w: LSTMExtWeights, opts, lengths=None, need_cache=True):
     """Fused `ops.lstm_variants.lstm_ext_forward` (no projection or layer norm)."""
+    if len(x) == 0:  # an empty batch: nothing to compute, and the kernels assume rows
+        return ref.lstm_ext_forward(x, state0, w, opts, lengths, need_cache)
     if w.w_hr is not None or w.ln_ih is not None:
         raise ValueError("the fused LSTM variant kernel has no projection or layer norm")
     x = _c(x, x.dtype)
@@ -199,6 +202,8 @@ def lstm_ext_forward(x, state0, w: LSTMExtWeights, opts, lengths=None, need_cach
 
 def lstm_ext_backward(dy, dstate, cache: LSTMExtCache):
     """Fused `ops.lstm_variants.lstm_ext_backward`; accepts a cache from either forward."""
+    if len(cache.x) == 0:  # an empty batch (see lstm_ext_forward)
+        return ref.lstm_ext_backward(dy, dstate, cache)
     x, hs, cs, gates, cns, tcs, mask, w, opts, ln, keep = cache
     if w.w_hr is not None or ln is not None:
         raise ValueError("the fused LSTM variant kernel has no projection or layer norm")

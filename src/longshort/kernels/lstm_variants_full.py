@@ -20,6 +20,7 @@ import threading
 
 import numpy as np
 
+from ..ops import lstm_variants as ref
 from ..ops.lstm_variants import LSTMExtCache, LSTMExtWeights, lstm_ext_step
 from ..ops.sequence import step_mask
 from ._variant_loops import backward_rows, blas_threads, forward_rows
@@ -80,6 +81,8 @@ def _common(w, opts, dt, keep):
 
 def lstm_ext_forward(x, state0, w: LSTMExtWeights, opts, lengths=None, need_cache=True):
     """Fused `ops.lstm_variants.lstm_ext_forward`, every option."""
+    if len(x) == 0:  # an empty batch: nothing to compute, and the kernels assume rows
+        return ref.lstm_ext_forward(x, state0, w, opts, lengths, need_cache)
     x = _c(x, x.dtype)
     dt = x.dtype
     B, T, _ = x.shape
@@ -123,6 +126,8 @@ def lstm_ext_forward(x, state0, w: LSTMExtWeights, opts, lengths=None, need_cach
 
 def lstm_ext_backward(dy, dstate, cache: LSTMExtCache):
     """Fused `ops.lstm_variants.lstm_ext_backward`; accepts a cache from either forward."""
+    if len(cache.x) == 0:  # an empty batch (see lstm_ext_forward)
+        return ref.lstm_ext_backward(dy, dstate, cache)
     x, hs, cs, gates, cns, tcs, mask, w, opts, ln, keep = cache
     x = _c(x, x.dtype)
     dt = x.dtype

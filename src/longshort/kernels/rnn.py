@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..ops import rnn as ref
 from ..ops.rnn import RNNCache, RNNWeights
 from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
@@ -152,6 +153,8 @@ def _relu(nonlinearity: str) -> bool:
 
 def rnn_forward(x, h0, weights, lengths=None, need_cache=True, *, nonlinearity="tanh"):
     """Fused `ops.rnn.rnn_forward`; see that function for the contract."""
+    if len(x) == 0:  # an empty batch: nothing to compute, and the kernels assume rows
+        return ref.rnn_forward(x, h0, weights, lengths, need_cache, nonlinearity=nonlinearity)
     relu = _relu(nonlinearity)
     x = _c(x, x.dtype)
     dt = x.dtype
@@ -178,6 +181,8 @@ def rnn_forward(x, h0, weights, lengths=None, need_cache=True, *, nonlinearity="
 
 def rnn_backward(dy, dh_n, cache):
     """Fused `ops.rnn.rnn_backward`; accepts a cache from either forward."""
+    if len(cache.x) == 0:  # an empty batch (see rnn_forward)
+        return ref.rnn_backward(dy, dh_n, cache)
     x, hs, mask, w, nonlinearity = cache
     x = _c(x, x.dtype)
     dt = x.dtype

@@ -156,6 +156,6 @@ def gru_backward(
     dgx2 = dgx_all.reshape(B * T, 3 * H)  # (B*T, 3H)
     dgh2 = dgh_all.reshape(B * T, 3 * H)  # (B*T, 3H)
     dx = dgx_all @ w.w_ih  # (B, T, I)
-    dw_ih = dgx2.T @ x.reshape(B * T, -1)  # (3H, I)
+    dw_ih = dgx2.T @ x.reshape(B * T, x.shape[-1])  # (3H, I)
     dw_hh = dgh2.T @ hs[:, :-1].reshape(B * T, H)  # (3H, H)
     return dx, dh, GRUWeights(dw_ih, dw_hh, dgx2.sum(axis=0), dgh2.sum(axis=0))

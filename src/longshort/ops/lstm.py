@@ -171,7 +171,7 @@ def lstm_backward(
     # Weight gradients: one GEMM each after the loop.
     dz2 = dz_all.reshape(B * T, 4 * H)  # (B*T, 4H)
     dx = dz_all @ w.w_ih if need_dx else None  # (B, T, I)
-    dw_ih = dz2.T @ x.reshape(B * T, -1)  # (4H, I)
+    dw_ih = dz2.T @ x.reshape(B * T, x.shape[-1])  # (4H, I)
     dw_hh = dz2.T @ hs[:, :-1].reshape(B * T, H)  # (4H, H)
     db = dz2.sum(axis=0)  # (4H,)
     return dx, (dh, dc), LSTMWeights(dw_ih, dw_hh, db, db.copy())

@@ -286,8 +286,8 @@ def dx_and_grads(x, hs, cs, gates, tcs, w, w_hh, opts, ln, dz_all, dah_all, dhp_
     if ln is not None:
         nx, rsx, nh = ln[0], ln[1], ln[2]
         g_ln = [
-            (dz2 * nx.reshape(B * T, -1)).sum(0),
-            (dz2 * nh.reshape(B * T, -1)).sum(0),
+            (dz2 * nx.reshape(B * T, nx.shape[-1])).sum(0),
+            (dz2 * nh.reshape(B * T, nh.shape[-1])).sum(0),
             dgc,
             dbc,
         ]
@@ -295,16 +295,16 @@ def dx_and_grads(x, hs, cs, gates, tcs, w, w_hh, opts, ln, dz_all, dah_all, dhp_
     else:
         dax = dz_all
     dx = dax @ w.w_ih  # (B, T, I)
-    dw_ih = dax.reshape(B * T, -1).T @ x.reshape(B * T, I)  # (4H, I)
+    dw_ih = dax.reshape(B * T, 4 * H).T @ x.reshape(B * T, I)  # (4H, I)
     hin = hs[:, :-1] if opts.recurrent_mask is None else hs[:, :-1] * opts.recurrent_mask[:, None]
-    dw_hh = dah_all.reshape(B * T, -1).T @ hin.reshape(B * T, R)  # (4H, R)
+    dw_hh = dah_all.reshape(B * T, 4 * H).T @ hin.reshape(B * T, R)  # (4H, R)
     if opts.weight_mask is not None:
         dw_hh *= opts.weight_mask
     db = dz2.sum(0)  # (4H,)
     dw_hr = None
     if dhp_all is not None:
         mv = gates[..., 3 * H :] * tcs  # (B, T, H) o tanh(n)
-        dw_hr = dhp_all.reshape(B * T, -1).T @ mv.reshape(B * T, H)  # (P, H)
+        dw_hr = dhp_all.reshape(B * T, dhp_all.shape[-1]).T @ mv.reshape(B * T, H)  # (P, H)
     grads = LSTMExtWeights(dw_ih, dw_hh, db, db.copy(), dph, dw_hr, *g_ln)
     return dx, dstate0, grads
 

@@ -134,7 +134,7 @@ def rnn_backward(
     # Weight gradients: one GEMM each after the loop.
     da2 = da_all.reshape(B * T, H)  # (B*T, H)
     dx = da_all @ w.w_ih  # (B, T, I)
-    dw_ih = da2.T @ x.reshape(B * T, -1)  # (H, I)
+    dw_ih = da2.T @ x.reshape(B * T, x.shape[-1])  # (H, I)
     dw_hh = da2.T @ hs[:, :-1].reshape(B * T, H)  # (H, H)
     db = da2.sum(axis=0)  # (H,)
     return dx, dh, RNNWeights(dw_ih, dw_hh, db, db.copy())
