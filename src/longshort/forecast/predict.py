@@ -156,14 +156,17 @@ def save_forecaster(model, d: Path) -> Path:
 
 def load_forecaster(cls, d: Path):
     """Forecaster.load (see the module docstring)."""
-    from safetensors.numpy import load_file
-
+    from ..io._read import read_json_object, read_safetensors, require_keys
     from ..models.forecaster import FORMAT, ForecastEnsemble, ForecasterConfig, ForecastNet
 
     cfg_path, w_path = d / "config.json", d / "model.safetensors"
     meta = _read_json(cfg_path)
+    if meta is None and cfg_path.is_file():
+        read_json_object(cfg_path, TRAIN_HINT.replace("one", "it again", 1))  # says what is wrong
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _not_a_forecaster(d, meta)
+    require_keys(meta, cfg_path, ["config", "freq", "season", "scalers", "offsets", "net"],
+                 TRAIN_HINT.replace("one", "it again", 1))  # fmt: skip
     if not w_path.is_file():
         raise FileNotFoundError(f"{d} has no model.safetensors: {TRAIN_HINT}")
     model = cls.__new__(cls)
@@ -180,7 +183,7 @@ def load_forecaster(cls, d: Path):
     nets = [ForecastNet(*dims, dropout=model.config.dropout) for _ in range(k)]
     model.net = nets[0] if k == 1 else ForecastEnsemble(nets)
     model.net.quantiles = np.asarray(model.config.quantiles, np.float32)
-    model.net.load_state_dict(load_file(str(w_path)))
+    model.net.load_state_dict(read_safetensors(w_path, TRAIN_HINT.replace("one", "it again", 1)))
     model.net.eval()
     return model
 

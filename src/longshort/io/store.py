@@ -135,7 +135,7 @@ def load(directory: str | os.PathLike, impl: str | None = None):
     """
     import importlib
 
-    from safetensors.numpy import load_file
+    from ._read import read_json_object, read_safetensors, require_keys
 
     if impl is not None and impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
@@ -147,17 +147,21 @@ def load(directory: str | os.PathLike, impl: str | None = None):
                 f"{p} not found: a model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}, "
                 "written by longshort.io.save(model, directory)"
             )
-    try:
-        meta = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
-    fmt = meta.get("format") if isinstance(meta, dict) else None
+    hint = "save the model again with longshort.io.save(model, directory)"
+    meta = read_json_object(cfg_path, hint)
+    fmt = meta.get("format")
     if fmt in APP_FORMATS:
         mod, cls = APP_FORMATS[fmt]
         model = getattr(importlib.import_module(mod, __package__), cls).load(d)
     elif fmt == FORMAT:
-        model = build(meta["model"])
-        model.load_state_dict(load_file(str(w_path)))
+        require_keys(meta, cfg_path, ["model"], hint)
+        try:
+            model = build(meta["model"])
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ValueError(
+                f"{cfg_path} describes no model longshort can build ({e}); {hint}"
+            ) from None
+        model.load_state_dict(read_safetensors(w_path, hint))
         model.eval()
     else:
         known = ", ".join([FORMAT, *APP_FORMATS])

@@ -203,6 +203,11 @@ class SequenceClassifier:
 
     # --- data -----------------------------------------------------------------------------------
     def _prepare(self, X, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+        F = None if self.mean is None else len(self.mean)
+        if F is not None and F > 1 and getattr(X, "ndim", 0) == 2 and X.shape[1] == F:
+            raise ValueError(f"X has shape {X.shape}, one sequence of {X.shape[0]} steps x {F} "
+                             "features; the classifier takes a batch (N, T, F) or a list of "
+                             "(T_i, F) arrays: pass a batch: X[None]")  # fmt: skip
         x, lg = pad_sequences(X, lengths)  # (N, T, F) zero-padded, (N,)
         if self.mean is None:  # fitting: per-feature scaling from the real steps
             steps = x[np.arange(x.shape[1])[None, :] < lg[:, None]]  # (sum L_i, F)
@@ -301,7 +306,11 @@ class SequenceClassifier:
 
     def score(self, X, y, lengths=None) -> float:
         """Accuracy on (X, y)."""
-        return float(np.mean(self.predict(X, lengths) == np.asarray(y)))
+        pred, y = self.predict(X, lengths), np.asarray(y)
+        if y.ndim != 1 or len(y) != len(pred):
+            raise ValueError(f"y must hold one label per sequence: X holds {len(pred)} sequences "
+                             f"but y has shape {y.shape}")  # fmt: skip
+        return float(np.mean(pred == y))
 
     # --- persistence: safetensors + JSON, never pickle -----------------------------------------
     def save(self, directory) -> Path:
@@ -322,8 +331,14 @@ class SequenceClassifier:
 
     @classmethod
     def load(cls, directory) -> SequenceClassifier:
-        """Read a classifier written by save(); runs no code from the files."""
-        from safetensors.numpy import load_file
+        """Read a classifier written by save(); runs no code from the files.
+
+        Raises:
+            FileNotFoundError: no such directory, or it lacks config.json / model.safetensors.
+            ValueError: a file is truncated, corrupted, of another format or lacks a key (the
+                message names the file and what is wrong).
+        """
+        from ..io._read import check_format, read_json_object, read_safetensors, require_keys
 
         d = Path(directory)
         if not d.exists():
@@ -332,14 +347,27 @@ class SequenceClassifier:
         if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
             raise FileNotFoundError(f"{d} is not a saved classifier (needs config.json and "
                                     "model.safetensors, written by SequenceClassifier.save)")  # fmt: skip
-        meta = json.loads((d / "config.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{d / 'config.json'} is not a {FORMAT} file")
-        c = ClassifierConfig.from_dict(meta["config"])
-        self = cls(**{k: v for k, v in c.to_dict().items()})
-        self.classes_ = np.asarray(meta["classes"])
-        self.mean, self.std = np.asarray(meta["mean"]), np.asarray(meta["std"])
-        self.net = ClassifierNet(c, meta["input_size"], len(self.classes_))
-        self.net.load_state_dict(load_file(str(d / "model.safetensors")))
+        cfg_path = d / "config.json"
+        hint = "retrain with `longshort classify train` (or SequenceClassifier.fit(...).save(DIR))"
+        meta = read_json_object(cfg_path, hint)
+        check_format(meta, cfg_path, FORMAT, hint)
+        require_keys(meta, cfg_path, ["config", "input_size", "classes", "mean", "std"], hint)
+        try:
+            if not isinstance(meta["config"], dict):
+                raise ValueError(f"'config' is a {type(meta['config']).__name__}, not an object")
+            c = ClassifierConfig.from_dict(meta["config"])
+            self = cls(**{k: v for k, v in c.to_dict().items()})
+            self.classes_ = np.asarray(meta["classes"])
+            self.mean = np.asarray(meta["mean"], np.float64)
+            self.std = np.asarray(meta["std"], np.float64)
+            n_in = meta["input_size"]
+            if self.mean.shape != (n_in,) or self.std.shape != (n_in,):
+                raise ValueError(f"'mean' and 'std' must hold input_size={n_in} numbers")
+            if self.classes_.ndim != 1 or len(self.classes_) < 2:
+                raise ValueError("'classes' must list at least 2 labels")
+            self.net = ClassifierNet(c, n_in, len(self.classes_))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{cfg_path} holds an invalid classifier: {e}; {hint}") from None
+        self.net.load_state_dict(read_safetensors(d / "model.safetensors", hint))
         self.net.eval()
         return self

@@ -79,9 +79,16 @@ class LanguageModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> LanguageModelConfig:
-        d = json.loads(text)
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not a LanguageModel config: invalid JSON ({e})") from None
         known = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(d, dict) or set(d) - known:
+        if not isinstance(d, dict):
+            raise ValueError(
+                f"not a LanguageModel config: a JSON {type(d).__name__}, not an object"
+            )
+        if set(d) - known:
             raise ValueError(f"not a LanguageModel config (unknown keys {sorted(set(d) - known)})")
         return cls(**d)
 
@@ -110,6 +117,8 @@ class LanguageModel(Module):
                  num_layers: int = 1, vocab_size: int | None = None, *, vocab=None,
                  impl: str = "auto", **options):  # fmt: skip
         super().__init__()
+        if level not in ("char", "word"):  # before the vocabulary, which depends on the level
+            raise ValueError(f"LanguageModel: level must be 'char' or 'word', got {level!r}")
         if vocab_size is None:
             if vocab is None:
                 raise ValueError("LanguageModel needs vocab_size or a vocab")
@@ -171,6 +180,10 @@ class LanguageModel(Module):
         masks: None = fresh ones in training mode, none in eval mode; pass them to hold them fixed.
         """
         x = np.asarray(x)
+        if x.ndim != 2:
+            hint = "; for one sequence pass ids[None]" if x.ndim == 1 else ""
+            raise ValueError(f"LanguageModel.forward: ids must be (B, T) token ids (a batch of B "
+                             f"sequences of T tokens), got shape {x.shape}{hint}")  # fmt: skip
         B, T = x.shape
         if masks is None:
             masks = self.sample_masks(B) if self.training else Masks(None, None, [], None, [])
@@ -208,6 +221,9 @@ class LanguageModel(Module):
         """One streaming step in eval mode (no dropout): ids (B,) -> next-token logits (B, V) and
         the new state (zeros when state is None)."""
         ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(f"LanguageModel.step: ids must be (B,) token ids, one per lane, got "
+                             f"shape {ids.shape}")  # fmt: skip
         state = self.init_state(len(ids)) if state is None else state
         h, new = embedding_forward(ids, self.encoder.weight.data)[0], []  # (B, E)
         for rnn, s in zip(self.rnns, state):

@@ -95,9 +95,15 @@ class Vocab:
 
     @classmethod
     def from_json(cls, text: str) -> Vocab:
-        d = json.loads(text)
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not a longshort vocabulary: invalid JSON, truncated or corrupted "
+                             f"({e})") from None  # fmt: skip
         if not isinstance(d, dict) or "tokens" not in d or "level" not in d:
             raise ValueError("not a longshort vocabulary (expected keys 'level' and 'tokens')")
+        if not isinstance(d["tokens"], list) or not all(isinstance(t, str) for t in d["tokens"]):
+            raise ValueError("not a longshort vocabulary ('tokens' must be a list of strings)")
         return cls(d["tokens"], d["level"])
 
     def save(self, path: str | Path) -> None:
@@ -105,7 +111,18 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """Read a vocabulary written by save(); errors name the file and what is wrong with it."""
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(no_file(p, "it is written beside the model by `longshort text "
+                                               "train`; retrain the model"))  # fmt: skip
+        try:
+            return cls.from_json(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{p} is not UTF-8 text (byte {e.start}): it is corrupted; "
+                             "retrain the model") from None  # fmt: skip
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}; restore it or retrain the model") from None
 
 
 def read_text(path: str | Path) -> str:

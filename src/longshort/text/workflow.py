@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file
 from safetensors.numpy import save as st_save
 
 from .._blas_threads import blas_threads
+from ..io._read import check_format, read_json_object, read_safetensors, require_keys
 from ..models.language_model import LanguageModel, LanguageModelConfig
 from ..optim import NTASGD
 from ..train import TrainConfig, Trainer
@@ -29,6 +29,7 @@ from .vocab import Vocab
 FORMAT = "longshort-text-model-1"
 META_NAME, VOCAB_NAME, WEIGHTS_NAME = "text_model.json", "vocab.json", "model.safetensors"
 LN2 = math.log(2.0)
+RETRAIN = "retrain with `longshort text train --data FILE.txt --out DIR`"
 
 
 def split_text(text: str, val_fraction: float = 0.05, test_fraction: float = 0.05):
@@ -61,15 +62,14 @@ def read_meta(directory) -> dict:
     if not d.is_dir():
         raise FileNotFoundError(f"no model directory at {d}; train one with `longshort text train`")
     p = d / META_NAME
-    try:
-        meta = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not p.is_file():
         raise ValueError(
-            f"{d} is not a text model directory (no valid {META_NAME}); it may come from another "
+            f"{d} is not a text model directory (no {META_NAME}); it may come from another "
             "command. Train one with `longshort text train --data FILE.txt --out DIR`"
         )
+    meta = read_json_object(p, RETRAIN)
+    check_format(meta, p, FORMAT, RETRAIN)
+    require_keys(meta, p, ["model"], RETRAIN)
     return meta
 
 
@@ -80,10 +80,20 @@ def load_model(directory, impl: str = "auto") -> tuple[LanguageModel, Vocab, dic
     if not (d / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{d} has no {WEIGHTS_NAME}: its training never finished a save")
     vocab = Vocab.load(d / VOCAB_NAME)
-    cfg = LanguageModelConfig(**meta["model"])
+    cfg = model_config(meta, d / META_NAME)
     model = build_model(cfg, vocab, impl)
-    model.load_state_dict(load_file(str(d / WEIGHTS_NAME)))
+    model.load_state_dict(read_safetensors(d / WEIGHTS_NAME, RETRAIN))
     return model.eval(), vocab, meta
+
+
+def model_config(meta: dict, path) -> LanguageModelConfig:
+    """The LanguageModelConfig in meta["model"] (read from `path`), with a one-line error."""
+    try:
+        if not isinstance(meta["model"], dict):
+            raise TypeError(f"'model' is a {type(meta['model']).__name__}, not an object")
+        return LanguageModelConfig(**meta["model"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} holds an invalid model config ({e}); {RETRAIN}") from None
 
 
 def build_model(cfg: LanguageModelConfig, vocab: Vocab, impl: str = "auto") -> LanguageModel:
