@@ -7,6 +7,7 @@ seconds; the real experiments are in docs/lab.md.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from longshort.cli.inspect import read_sequence
 from longshort.data.tasks import ADDING_CHANCE, adding_problem
 from longshort.io.store import load
 from longshort.lab import LabConfig, run
-from longshort.lab.report import load_rows, markdown_table
+from longshort.lab.report import load_rows, markdown_table, run_name
+from longshort.lab.runner import RESULT_SETTINGS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--hidden-size", "8", "--budget-sequences", "320", "--budget-minutes", "0.5",
@@ -69,6 +71,14 @@ def test_warm_up_is_outside_the_budget_and_leaves_training_unchanged(monkeypatch
         assert a[key] == b[key]
 
 
+def cfg_of(row: dict) -> dict:
+    """The LabConfig fields of a results row."""
+    d = {k: row[k] for k in ("task", "model", "length", *RESULT_SETTINGS)}
+    if d["lstm_init"] == "-":
+        d["lstm_init"] = "chrono"
+    return d
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("lab") / "cmp"
@@ -85,7 +95,9 @@ def test_compare_writes_json_png_and_markdown(compared, capsys):
     for r in rows:
         assert r["task"] == "adding" and 0 <= r["success_rate"] <= 1 and r["test_error"] > 0
         assert 0 < r["sequences_seen"] <= 320 and r["seconds"] >= 0
-        assert (compared / "models" / f"adding-{r['model']}-T{r['length']}" / "model").is_dir()
+        name = f"adding-{r['model']}-T{r['length']}-"  # + the hash of the (TINY) settings
+        assert r["model_dir"].startswith(str(compared / "models" / name))
+        assert (compared / "models" / run_name(LabConfig(**cfg_of(r))) / "model").is_dir()
     assert (compared / "results.png").read_bytes()[:8] == PNG_MAGIC
     md = (compared / "results.md").read_text()
     assert md == markdown_table(rows) and md.count("\n| adding |") == 4
@@ -123,7 +135,8 @@ def test_inspect_gates_writes_heatmaps_arrays_and_stats(compared, tmp_path, caps
     x = seq.x[0, : seq.lengths[0]]  # (T, 2)
     np.save(tmp_path / "seq.npy", x)
     out = tmp_path / "gates"
-    model = compared / "models" / "adding-lstm-T12"  # a run dir: its model/ is found
+    row = next(r for r in load_rows(compared) if (r["model"], r["length"]) == ("lstm", 12))
+    model = Path(row["model_dir"]).parent  # a run dir: its model/ is found
     assert main(["inspect", "gates", "--model", str(model), "--input", str(tmp_path / "seq.npy"),
                  "--out", str(out)]) == 0  # fmt: skip
     assert (out / "gates.png").read_bytes()[:8] == PNG_MAGIC
@@ -179,7 +192,8 @@ def test_copy_recall_is_an_option_a_key_and_a_column(tmp_path, capsys):
         n = r["recall"]
         assert r["chance_success"] == 8.0**-n
         assert r["chance_error"] == pytest.approx(n * np.log(8) / (6 + 2 * n), abs=1e-6)
-        net = load(out / "models" / f"copy-lstm-T6-R{n}" / "model")
+        assert Path(r["model_dir"]).parent.name.startswith(f"copy-lstm-T6-R{n}-")
+        net = load(r["model_dir"])
         assert net.config.readout == "all" and net.config.output_size == 9
     md = (out / "results.md").read_text()
     assert "| task | model | T | recall | hidden |" in md
@@ -263,7 +277,8 @@ def test_bad_options_are_one_line_errors(argv, capsys, tmp_path, monkeypatch):
 
 def test_gates_rejects_an_input_of_the_wrong_width(compared, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((12, 3)))
-    rc = main(["inspect", "gates", "--model", str(compared / "models" / "adding-lstm-T10"),
+    row = next(r for r in load_rows(compared) if (r["model"], r["length"]) == ("lstm", 10))
+    rc = main(["inspect", "gates", "--model", row["model_dir"],
                "--input", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2
     assert "(T, 2)" in capsys.readouterr().err
@@ -279,13 +294,17 @@ def test_gradient_flow_finds_saved_copy_models_by_recall(tmp_path):
     lab = tmp_path / "lab"
     args = ["--task", "copy", "--recall", "2", "--lengths", "5", "--models", "lstm"]
     assert main(["lab", "compare", *args, "--budget-sequences", "2000", "--out", str(lab)]) == 0
-    assert (lab / "models" / "copy-lstm-T5-R2" / "model").is_dir()
+    (row,) = load_rows(lab)  # a non-default budget: the directory name ends in a settings hash
+    assert Path(row["model_dir"]).parent.name.startswith("copy-lstm-T5-R2-")
+    assert Path(row["model_dir"]).is_dir()
     out = tmp_path / "flow"
     rc = main(["inspect", "gradient-flow", "--task", "copy", "--recall", "2", "--length", "5",
                "--from", str(lab), "--models", "lstm", "--out", str(out)])  # fmt: skip
     assert rc == 0
     rep = json.loads((out / "gradient_flow.json").read_text())
-    assert rep["models"]["lstm"]["source"].endswith("copy-lstm-T5-R2/model")
+    assert rep["models"]["lstm"]["source"] == str(
+        lab / "models" / Path(row["model_dir"]).parent.name / "model"
+    )
 
 
 def test_recall_with_another_task_in_gradient_flow_is_an_error(tmp_path, capsys):
@@ -311,3 +330,84 @@ def test_gradient_flow_from_a_missing_directory_is_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "nowhere: no such directory" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()  # nothing trained
+
+
+TINY_RNN = ["lab", "compare", "--task", "adding", "--lengths", "10", "--models", "rnn", "--quiet",
+            *TINY]  # fmt: skip
+
+
+@pytest.mark.parametrize("option", [["--seed", "1"], ["--lr", "0.001"], ["--lstm-init", "uniform"]])
+def test_compare_reruns_when_a_setting_changes_and_skips_only_identical_runs(
+    option, tmp_path, capsys
+):
+    """Rows are keyed by every setting that changes the result: another seed or lr is a new run
+    (not the old row reported again); the model-only lstm_init changes nothing for the RNN."""
+    out = tmp_path / "cmp"
+    base = [*TINY_RNN, "--out", str(out)]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, *option]) == 0
+    ran = "[1/1] RNN on adding, T=10" in capsys.readouterr().out
+    rows = load_rows(out)
+    if option[0] == "--lstm-init":  # not a setting of the RNN: the same run, skipped
+        assert not ran and len(rows) == 1
+        return
+    assert ran and len(rows) == 2
+    key = option[0][2:]
+    assert sorted(r[key] for r in rows) == sorted([float(option[1]), LabConfig().__dict__[key]])
+    assert main([*base, *option]) == 0  # now both are there: nothing runs
+    assert "[1/" not in capsys.readouterr().out
+    assert len({r["model_dir"] for r in rows}) == 2  # each row keeps its own model
+
+
+def test_model_directories_of_other_settings_never_collide(tmp_path, capsys):
+    """Another hidden size used to overwrite models/<task>-<model>-T<len>/model, leaving the older
+    row pointing at the newer model; every row now has its own directory, and its model is its own."""
+    out = tmp_path / "cmp"
+    base = [*TINY_RNN, "--out", str(out)]
+    assert main(base) == 0
+    assert main([*base, "--hidden-size", "4"]) == 0
+    assert main([*base, "--budget-sequences", "64"]) == 0
+    rows = load_rows(out)
+    assert len(rows) == 3 and len({r["model_dir"] for r in rows}) == 3
+    for r in rows:
+        net = load(r["model_dir"])
+        assert net.config.hidden_size == r["hidden_size"]
+        assert Path(r["model_dir"]).parent.name == run_name(LabConfig(**cfg_of(r)))
+        saved = json.loads((Path(r["model_dir"]).parent / "result.json").read_text())
+        assert saved["result"] == r
+    # the default settings keep the plain name <task>-<model>-T<len>; 30 and 30.0 give one name
+    assert run_name(LabConfig(model="rnn", length=10)) == "adding-rnn-T10"
+    assert run_name(LabConfig(budget_minutes=5)) == run_name(LabConfig(budget_minutes=5.0))
+    assert run_name(LabConfig(seed=1)) != run_name(LabConfig(lr=0.001)) != "adding-lstm-T100"
+    assert run_name(LabConfig(model="gru", lstm_init="uniform")) == "adding-gru-T100"
+
+
+def test_rows_without_the_new_settings_count_as_the_defaults():
+    """results.json written before the settings were recorded: such a row is the default run."""
+    from longshort.lab.report import row_key
+
+    new = {**LabConfig().__dict__, "task": "adding", "model": "lstm", "length": 50}
+    old = {"task": "adding", "model": "lstm", "length": 50, "hidden_size": 32, "seed": 0}
+    assert row_key(old) == row_key(new)
+    assert row_key(old) != row_key({**new, "seed": 1}) != row_key({**new, "lr": 0.001})
+
+
+def test_flow_names_the_runs_when_several_match(tmp_path):
+    from longshort.lab.flow import saved_model_dir
+
+    out = tmp_path / "cmp"
+    for seed in ("1", "2"):
+        assert main([*TINY_RNN, "--out", str(out), "--seed", seed]) == 0
+    with pytest.raises(ValueError, match="holds 2 rnn models for adding T=10"):
+        saved_model_dir(out, "adding", "rnn", 10)
+
+
+def test_lab_seed_must_be_a_non_negative_integer(capsys):
+    with pytest.raises(SystemExit):
+        main(["lab", "run", "--length", "5", "--seed", "-1"])
+    err = capsys.readouterr().err
+    assert "argument --seed" in err and "non-negative integer" in err
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            LabConfig(seed=bad)

@@ -59,6 +59,22 @@ def out_file(path: str) -> str:
     return _out(path, directory=False)
 
 
+def seed_type(text: str) -> int:
+    """argparse type of `--seed`: a non-negative integer (NumPy's generators reject negative
+    seeds), checked as the arguments are parsed (argparse names the option in the error)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer seed such as 0, got {text!r}"
+        ) from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(
+            f"seed must be a non-negative integer (0, 1, 2, ...), got {v}"
+        )
+    return v
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: unknown options and invalid choices name the problem and
     point at --help instead of printing the whole usage block (subparsers inherit the class)."""

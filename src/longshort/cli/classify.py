@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import out_dir, out_file
+from . import out_dir, out_file, seed_type
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -118,7 +118,7 @@ def register(sub) -> None:
         "--val-fraction", type=float, default=0.0, help="held out to keep the best epoch"
     )
     t.add_argument("--max-seconds", type=float, default=None, help="training time budget")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_type, default=0)
     t.set_defaults(func=_train)
     e = cs.add_parser("eval", help="score a saved model on a labelled file; JSON + confusion PNG")
     e.add_argument("--model", required=True, help="directory written by `classify train`")

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from . import out_dir
+from . import out_dir, seed_type
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -56,5 +56,5 @@ def register(sub) -> None:
     d.add_argument("--folds", type=int, default=5, help="backtest folds (default 5)")
     d.add_argument("--epochs", type=int, default=200, help="maximum epochs (default 200)")
     d.add_argument("--max-seconds", type=float, default=90.0, help="training budget (default 90)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
     d.set_defaults(func=_demo)

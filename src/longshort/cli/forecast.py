@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import UserError, out_dir, out_file
+from . import UserError, out_dir, out_file, seed_type
 
 
 def _list(text: str | None) -> list[str]:
@@ -163,7 +163,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--season", type=int, help="seasonal period (default: detected)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--max-seconds", type=float, help="training time budget")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
 
 
 def register(sub) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import no_file
-from . import UserError, out_dir
+from . import UserError, out_dir, seed_type
 
 
 def _model_dir(path: str) -> Path:
@@ -156,7 +156,7 @@ def register(sub) -> None:
     f.add_argument("--train-minutes", type=float, default=2.0, help="training cap per model (2)")
     f.add_argument("--train-sequences", type=_positive, default=50_000, help="cap (50,000)")
     f.add_argument("--batch", type=_positive, default=64, help="sequences measured (64)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    f.add_argument("--seed", type=seed_type, default=0, help="random seed (0)")
     f.add_argument("--recall", type=_positive, default=None,
                    help="copy task: symbols recalled (default 10, as in lab --recall)")  # fmt: skip
     f.set_defaults(func=_flow)

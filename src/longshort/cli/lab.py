@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from . import UserError, out_dir
+from . import UserError, out_dir, seed_type
 
 TASK_NAMES = ("adding", "copy", "temporal_order")
 MODEL_NAMES = ("lstm", "gru", "rnn")
@@ -134,7 +134,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-size", type=int, default=2560, help="test sequences (2560)")
     p.add_argument("--lstm-init", choices=("chrono", "forget1", "uniform"), default="chrono",
                    help="LSTM gate-bias init (chrono)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed (0)")
     p.add_argument("--recall", type=int, default=None, metavar="N",
                    help="copy task: symbols to recall after the delay (10, Arjovsky et al.)")  # fmt: skip
 

@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from . import Interrupted, out_dir, out_file
+from . import Interrupted, out_dir, out_file, seed_type
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -387,7 +387,7 @@ def _add_train(sub) -> None:
     t.add_argument("--test-fraction", type=float, default=0.05)
     t.add_argument("--max-vocab", type=int, help="word level default 10000 (rest -> <unk>)")
     t.add_argument("--min-count", type=int, default=1)
-    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--seed", type=seed_type, help="default 0")
     t.add_argument("--no-progress", dest="progress", action="store_false")
     t.set_defaults(func=_train)
 
@@ -435,7 +435,7 @@ def register(sub) -> None:
     g.add_argument("--temperature", type=float, default=0.8)
     g.add_argument("--top-k", type=int)
     g.add_argument("--top-p", type=float)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=seed_type, default=0)
     g.set_defaults(func=_sample)
     c = s.add_parser("cells", help="HTML page of cell activations and a ranking of cells")
     c.add_argument("--model", required=True)

@@ -1,6 +1,6 @@
 """Gradient flow through time on trained lab models: the vanishing gradient, LSTM beside RNN.
 
-`flow_models` finds the lab's saved models for a task and length (DIR/models/<task>-<cell>-T<T>/
+`flow_models` finds the lab's saved models for a task and length (DIR/models/<task>-<cell>-T<T>[...]/
 model, as `lab compare` writes them) or trains them briefly with `lab.run`; `flow_report` measures
 ||dL/dh_t|| and ||dL/dx_t|| against the lag on a fresh batch of the task (longshort.inspect) and
 writes the plot, the CSV of the numbers and a JSON summary of the decay at a few lags.
@@ -26,9 +26,29 @@ def saved_model_dir(
     results_dir: str | Path, task: str, cell: str, length: int, recall: int | None = None
 ) -> Path:
     """Where `lab compare` saved the model of (task, cell, length[, copy recall]) under
-    `results_dir` (a -R<recall> suffix for a copy run whose recall is not 10)."""
+    `results_dir`: DIR/models/<task>-<cell>-T<length>[-R<recall>]/model for a run at the default
+    settings, else the one row of DIR/results.json for it (a directory with a -<hash> suffix: see
+    lab.report). Several rows (other seeds, lr, ...) and no default run: a ValueError naming them."""
     suffix = f"-R{recall}" if task == "copy" and recall not in (None, COPY_RECALL) else ""
-    return Path(results_dir) / "models" / f"{task}-{cell}-T{length}{suffix}" / "model"
+    base = Path(results_dir) / "models"
+    default = base / f"{task}-{cell}-T{length}{suffix}" / "model"
+    if default.is_dir():
+        return default
+    from .report import load_rows, recall_of
+
+    want = (recall or COPY_RECALL) if task == "copy" else None
+    found = sorted({base / Path(r["model_dir"]).parent.name / "model"
+                    for r in load_rows(results_dir)
+                    if (r["task"], r["model"], int(r["length"])) == (task, cell, length)
+                    and recall_of(r) == want and r.get("model_dir")})  # fmt: skip
+    found = [d for d in found if d.is_dir()]
+    if len(found) > 1:
+        raise ValueError(
+            f"{results_dir} holds {len(found)} {cell} models for {task} T={length} (other seeds, "
+            f"lr, hidden sizes, ...): {', '.join(str(d.parent) for d in found)}; point --from at a "
+            "results directory with one such run"
+        )
+    return found[0] if found else default
 
 
 def flow_models(

@@ -1,27 +1,35 @@
 """The lab's comparison: many runs, one results table (JSON, PNG and Markdown), resumable.
 
-    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length, hidden size,
-                       recall length: copy only, 10 when a row has none)
+    DIR/results.json   {"rows": [row, ...]}, one row per (task, model, length, recall length:
+                       copy only, 10 when a row has none) and every setting that changes the
+                       result (hidden size, seed, lr, batch, clipping, budgets, validation and
+                       test sizes, solve_at, LSTM init; see runner.RESULT_SETTINGS)
     DIR/results.png    success rate and error / chance against length, one line per model
     DIR/results.md     the same rows as a Markdown table
-    DIR/models/<task>-<model>-T<length>[-R<recall>]/   each run's saved model, metrics and
-                       result.json (the last run's, when hidden sizes share a directory;
-                       -R<recall> for a copy run whose recall length is not 10)
+    DIR/models/<task>-<model>-T<length>[-R<recall>][-<hash>]/   each run's saved model, metrics
+                       and result.json (-R<recall> for a copy run whose recall length is not 10;
+                       -<hash>, 8 hex digits of the settings, when a setting differs from the
+                       LabConfig default, so that no two rows share a directory); a row's
+                       "model_dir" says where its model is
 
-`compare` skips the (task, model, length, hidden, recall) rows already in DIR/results.json, so a killed or
-extended comparison picks up where it stopped; results.json (atomically) and results.md are
+`compare` skips the rows already in DIR/results.json with the same key, so a killed or
+extended comparison picks up where it stopped, and a run with another seed, lr, hidden size, ...
+is a new row (a row without a setting, written before it was recorded, counts as the default);
+results.json (atomically) and results.md are
 rewritten after each run, results.png once at the end.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..data.tasks import COPY_RECALL
-from .runner import LabConfig, run
+from .runner import RESULT_SETTINGS, LabConfig, result_settings, run
 
 RESULTS_JSON, RESULTS_PNG, RESULTS_MD = "results.json", "results.png", "results.md"
 
@@ -42,16 +50,49 @@ def recall_of(row: dict) -> int | None:
     return int(row.get("recall") or COPY_RECALL) if row["task"] == "copy" else None
 
 
-def row_key(row: dict) -> tuple[str, str, int, int, int]:
-    """(task, model, length, hidden size, recall length or 0): rows with another hidden size or
-    recall length are other rows."""
-    return (row["task"], row["model"], int(row["length"]), int(row.get("hidden_size", 32)),
-            recall_of(row) or 0)  # fmt: skip
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(LabConfig)}
+
+
+def settings_of(row: dict) -> dict:
+    """A row's RESULT_SETTINGS (hidden size, seed, lr, budgets, init, ...); a setting the row does
+    not record (rows written before it was recorded) counts as the LabConfig default."""
+    d = {k: row.get(k, _DEFAULTS[k]) for k in RESULT_SETTINGS}
+    if row["model"] != "lstm":
+        d["lstm_init"] = "-"
+    return d
+
+
+def row_key(row: dict) -> tuple:
+    """(task, model, length, recall length or 0, hidden size, then every other setting that changes
+    the result: seed, lr, budgets, init, ...): a row differing in any of them is another row, so
+    `compare` never reports an old row for a run with other settings."""
+    s = settings_of(row)
+    return (row["task"], row["model"], int(row["length"]), recall_of(row) or 0,
+            int(s["hidden_size"]), *(s[k] for k in RESULT_SETTINGS if k != "hidden_size"))  # fmt: skip
+
+
+def _sort_key(row: dict) -> tuple:
+    """row_key with the values as strings after the length: rows from other versions may mix
+    types."""
+    k = row_key(row)
+    return (*k[:5], *(str(v) for v in k[5:]))
 
 
 def run_name(cfg: LabConfig) -> str:
-    """The directory name of a run's model under DIR/models."""
+    """The directory name of a run's model under DIR/models: <task>-<model>-T<length>, -R<recall>
+    for a copy run whose recall is not 10, and -<hash> (8 hex digits of the settings) when any
+    other setting (hidden size, seed, lr, budgets, init, ...) differs from the LabConfig default,
+    so that runs with other settings never share (and overwrite) a directory."""
     tail = f"-R{cfg.recall}" if cfg.task == "copy" and cfg.recall != COPY_RECALL else ""
+    mine = result_settings(cfg)
+    default = {k: _DEFAULTS[k] for k in RESULT_SETTINGS}
+    if cfg.model != "lstm":
+        default["lstm_init"] = "-"
+    if mine != default:
+        floats = ("lr", "clip_norm", "budget_minutes", "solve_at")  # 30 and 30.0: one name
+        text = json.dumps({k: float(v) if k in floats else v for k, v in mine.items()},
+                          sort_keys=True, default=int)  # fmt: skip
+        tail += "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return f"{cfg.task}-{cfg.model}-T{cfg.length}{tail}"
 
 
@@ -74,7 +115,7 @@ def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
     """Write DIR/results.json atomically (sorted by task, model, length)."""
     path = Path(out_dir) / RESULTS_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=row_key)
+    rows = sorted(rows, key=_sort_key)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     os.replace(tmp, path)
@@ -87,7 +128,7 @@ def markdown_table(rows: Sequence[dict]) -> str:
     head = ("| task | model | T | recall | hidden | test success | test error | chance error | "
             "solved | sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
     lines = [head, "|" + "---|" * 13]
-    for r in sorted(rows, key=row_key):
+    for r in sorted(rows, key=_sort_key):
         paper = PAPER_1997_SEQUENCES.get(r["length"]) if r["task"] == "adding" else None
         lines.append(
             f"| {r['task']} | {r['model']} | {r['length']} | {recall_of(r) or '-'} | "
@@ -108,13 +149,28 @@ MODEL_STYLE = {"lstm": ("C0", "o"), "gru": ("C2", "s"), "rnn": ("C3", "^")}
 LINE_STYLES = ("-", ":", "--", "-.")
 
 
-def _variant(row: dict) -> tuple[int, int]:
-    return int(row.get("hidden_size", 32)), recall_of(row) or 0
+_VARIANT_NAMES = ("recall", "H", *(k for k in RESULT_SETTINGS if k != "hidden_size"))
+
+
+def _variant(row: dict) -> tuple:
+    """Everything in a row's key but (task, model, length): one line of the plot per variant."""
+    return tuple(str(v) if i > 1 else v for i, v in enumerate(row_key(row)[3:]))
+
+
+def _label(model: str, variant: tuple, variants: list[tuple]) -> str:
+    """The model, with the settings that differ between the task's variants (H, recall, seed, ...)."""
+    differ = [i for i in range(len(variant)) if len({v[i] for v in variants}) > 1]
+    if not differ:
+        return model.upper()
+    return (
+        model.upper() + " (" + ", ".join(f"{_VARIANT_NAMES[i]}={variant[i]}" for i in differ) + ")"
+    )
 
 
 def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
     """One column per task: test success rate (top) and test error / chance error (bottom)
-    against the length T, one line per model, chance dashed. matplotlib's Figure API (Agg)."""
+    against the length T, one line per model and variant (hidden size, recall, seed, lr, ...),
+    chance dashed. matplotlib's Figure API (Agg)."""
     from matplotlib.figure import Figure
 
     if not rows:
@@ -125,16 +181,15 @@ def plot_results(rows: Sequence[dict], path: str | Path) -> Path:
     for col, task in enumerate(tasks):
         mine = [r for r in rows if r["task"] == task]
         top, bottom = axes[0][col], axes[1][col]
-        variants = sorted({(r.get("hidden_size", 32), recall_of(r) or 0) for r in mine})
-        for model, hidden, recall in sorted({(r["model"], *_variant(r)) for r in mine}):
-            pts = sorted((r["length"], r) for r in mine
-                         if r["model"] == model and _variant(r) == (hidden, recall))  # fmt: skip
+        variants = sorted({_variant(r) for r in mine})
+        for model, variant in sorted({(r["model"], _variant(r)) for r in mine}):
+            pts = sorted(((r["length"], r) for r in mine
+                          if r["model"] == model and _variant(r) == variant),
+                         key=lambda p: p[0])  # fmt: skip
             x = [p[0] for p in pts]
             color, marker = MODEL_STYLE.get(model, (None, "o"))
-            label = model.upper()
-            if len(variants) > 1:
-                label += f" (H={hidden}" + (f", recall {recall})" if recall else ")")
-            ls = LINE_STYLES[variants.index((hidden, recall)) % len(LINE_STYLES)]
+            label = _label(model, variant, variants)
+            ls = LINE_STYLES[variants.index(variant) % len(LINE_STYLES)]
             style = {"color": color, "marker": marker, "label": label, "ls": ls}
             top.plot(x, [100 * p[1]["success_rate"] for p in pts], **style)
             bottom.plot(x, [p[1]["test_error"] / p[1]["chance_error"] for p in pts], **style)
@@ -208,4 +263,4 @@ def compare(
             on_done(row)
     if rows:
         write_report(rows, out)  # and the plot once at the end (also refreshed on a resume)
-    return sorted(rows, key=row_key)
+    return sorted(rows, key=_sort_key)

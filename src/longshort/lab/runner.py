@@ -96,6 +96,14 @@ class LabConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int | np.integer)
+            or self.seed < 0
+        ):
+            raise ValueError(
+                f"seed must be a non-negative integer (0, 1, 2, ...), got {self.seed!r}"
+            )
         if not self.budget_minutes > 0 or not self.lr > 0:
             raise ValueError("budget_minutes and lr must be positive")
         if not 0 < self.solve_at <= 1:
@@ -111,6 +119,21 @@ class LabConfig:
         if unknown:
             raise ValueError(f"unknown lab option(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
+
+
+# The settings besides (task, model, length, recall) that change a run's result: a results row
+# records them and `lab compare` keys its rows by them (lstm_init only matters for the LSTM).
+RESULT_SETTINGS = ("hidden_size", "batch_size", "lr", "clip_norm", "budget_sequences",
+                   "budget_minutes", "val_size", "val_every", "solve_at", "test_size",
+                   "lstm_init", "seed")  # fmt: skip
+
+
+def result_settings(cfg: LabConfig) -> dict:
+    """{setting: value} of RESULT_SETTINGS for `cfg`; lstm_init is "-" for the GRU and RNN."""
+    d = {k: getattr(cfg, k) for k in RESULT_SETTINGS}
+    if cfg.model != "lstm":
+        d["lstm_init"] = "-"
+    return d
 
 
 class TaskBatches:
@@ -219,7 +242,8 @@ def run(
     Returns:
         {"task", "model", "length", "success_rate", "test_error", "sequences_seen", "seconds"
         (training wall-clock time), "cpu_seconds" (training CPU time, all threads), "solved", "val_success", "steps", "stop_reason", "hidden_size", "parameters",
-        "chance_error", "chance_success", "seed", "model_dir"}, and "recall" for copy.
+        "chance_error", "chance_success", "seed", "model_dir"} and the other RESULT_SETTINGS
+        (lr, budgets, init, ...), and "recall" for copy.
     """
     task = lab_task(cfg)
     net = build_model(cfg)
@@ -292,6 +316,7 @@ def run(
         "seed": cfg.seed,
         "model_dir": None,
     }
+    row.update(result_settings(cfg))  # every setting that changes the result: the row's key
     if cfg.task == "copy":
         row["recall"] = cfg.recall
     if out is not None:

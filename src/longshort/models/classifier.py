@@ -251,6 +251,11 @@ class SequenceClassifier:
         self.net = ClassifierNet(c, x.shape[2], len(self.classes_))
         order = np.random.default_rng(c.seed).permutation(len(x))
         n_val = int(round(len(x) * c.val_fraction))
+        if len(x) - n_val < 1:
+            raise ValueError(
+                f"val_fraction={c.val_fraction} holds out {n_val} of {len(x)} examples "
+                "and leaves none to train on; use a smaller val_fraction"
+            )
         val, tr = order[:n_val], order[n_val:]
         data = {"x": x[tr], "lengths": lg[tr], "y": ids[tr]}
         val_data = {"x": x[val], "lengths": lg[val], "y": ids[val]} if n_val else None

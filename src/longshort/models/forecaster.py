@@ -81,6 +81,15 @@ class ForecasterConfig:
         s = self.season  # 0 would silently mean "detect": reject it like any non-positive value
         if s is not None and (isinstance(s, bool) or not isinstance(s, int) or s < 1):
             raise ValueError(f"season must be a positive integer or None (detected), got {s!r}")
+        sd = self.seed
+        if isinstance(sd, bool) or not isinstance(sd, int | np.integer) or sd < 0:
+            raise ValueError(f"seed must be a non-negative integer (0, 1, 2, ...), got {sd!r}")
+        vf = self.val_fraction
+        if isinstance(vf, bool) or not isinstance(vf, int | float) or not 0 <= vf < 1:
+            raise ValueError(
+                f"val_fraction must be in [0, 1) (the share of windows held out for validation; "
+                f"0 = none, e.g. 0.1), got {vf!r}"
+            )
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             raise ValueError(f"quantiles must lie in (0, 1), got {list(self.quantiles)}")
         if list(self.quantiles) != sorted(set(self.quantiles)):

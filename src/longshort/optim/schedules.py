@@ -61,6 +61,15 @@ class StepLR(_Schedule):
         super().__init__(optimizer)
         if not isinstance(step_size, int) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        if (
+            isinstance(gamma, bool)
+            or not isinstance(gamma, int | float)
+            or not 0 < gamma < math.inf
+        ):
+            raise ValueError(
+                f"StepLR: gamma must be a positive number (lr is multiplied by it every "
+                f"step_size steps; e.g. 0.1), got {gamma!r}"
+            )
         self.step_size, self.gamma = step_size, float(gamma)
 
     def step(self) -> None:
@@ -78,6 +87,14 @@ class CosineAnnealingLR(_Schedule):
         super().__init__(optimizer)
         if not isinstance(T_max, int) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
+        if (
+            isinstance(eta_min, bool)
+            or not isinstance(eta_min, int | float)
+            or not 0 <= eta_min < math.inf
+        ):
+            raise ValueError(
+                f"CosineAnnealingLR: eta_min must be a number >= 0 (the lowest lr), got {eta_min!r}"
+            )
         self.T_max, self.eta_min = T_max, float(eta_min)
 
     def step(self) -> None:

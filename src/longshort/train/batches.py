@@ -59,10 +59,15 @@ class ArrayBatches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        if self.n == 0:
+            raise ValueError(
+                "the data holds 0 examples (its arrays have length 0 on the first axis); pass at "
+                "least one example, or hold out less of it for validation"
+            )
         if len(self) == 0:
             raise ValueError(
-                f"{self.n} examples make no batch of {batch_size} with drop_last=True; "
-                "use a smaller batch_size"
+                f"{self.n} examples make no full batch of {batch_size}, and drop_last=True drops "
+                f"the short one; use a batch_size of at most {self.n} or drop_last=False"
             )
         self._order: tuple[tuple[int, int], np.ndarray] | None = None
 

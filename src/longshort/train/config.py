@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -118,6 +120,33 @@ class TrainConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(
+                f"TrainConfig.seed must be a non-negative integer (0, 1, 2, ...), got {seed!r}"
+            )
+        g = self.lr_gamma
+        if self.schedule == "step" and not (isinstance(g, int | float) and 0 < g < math.inf):
+            raise ValueError(
+                f"TrainConfig.lr_gamma must be a positive number for schedule='step' (lr is "
+                f"multiplied by it every lr_step_size steps; e.g. 0.1), got {g!r}"
+            )
+        if self.schedule == "plateau" and not (isinstance(g, int | float) and 0 <= g < 1):
+            raise ValueError(
+                f"TrainConfig.lr_gamma must be in [0, 1) for schedule='plateau' (lr is multiplied "
+                f"by it when the validation loss stalls; e.g. 0.1), got {g!r}"
+            )
+        lo = self.lr_min
+        if not isinstance(lo, int | float) or isinstance(lo, bool) or not 0 <= lo < math.inf:
+            raise ValueError(
+                f"TrainConfig.lr_min must be a number >= 0 (the lowest lr of the cosine "
+                f"schedule; e.g. 0.0), got {lo!r}"
+            )
+        if self.schedule == "cosine" and lo >= self.lr:
+            raise ValueError(
+                f"TrainConfig.lr_min ({lo}) must be below lr ({self.lr}) for schedule='cosine', "
+                "which anneals lr down to lr_min"
+            )
         if self.checkpoint_every is not None and self.checkpoint_dir is None:
             raise ValueError("TrainConfig.checkpoint_every needs checkpoint_dir (where to write)")
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +69,19 @@ class Trainer:
             )
         self.model = model
         self.data = self._as_batches(train_data)
-        self.val_data = val_data if callable(val_data) else self._as_batches(val_data, False)
+        self.val_data = (
+            val_data if callable(val_data) else self._as_batches(val_data, False, "val_data")
+        )
+        d = None if c.checkpoint_dir is None else Path(c.checkpoint_dir)
+        for q in () if d is None else (d, *d.parents):  # a file where a directory must be
+            if q.exists():
+                if not q.is_dir():
+                    raise FileExistsError(
+                        f"checkpoint_dir {c.checkpoint_dir!r}: {q} is a file, not a directory; "
+                        "give a directory for the checkpoints (created if missing) or move the "
+                        "file away"
+                    )
+                break
         if c.schedule == "plateau" and self.val_data is None:
             raise ValueError("schedule='plateau' follows the validation loss; pass val_data")
         if c.patience is not None and self.val_data is None:
@@ -88,9 +100,20 @@ class Trainer:
         self._fitted = False
         self.on_row = on_row
 
-    def _as_batches(self, data, shuffle: bool | None = None):
+    def _as_batches(self, data, shuffle: bool | None = None, name: str = "train_data"):
         if data is None or hasattr(data, "batch"):
             return data
+        if not isinstance(data, Mapping):
+            what = type(data).__name__
+            hint = (
+                "e.g. fit(model, {'x': X, 'y': Y}) instead of a tuple (X, Y)"
+                if isinstance(data, tuple | list)
+                else "e.g. fit(model, {'x': X, 'y': Y}): name the arrays your model.loss(batch) reads"
+            )
+            raise TypeError(
+                f"{name} must be a dict of arrays with the examples on the first axis, or a batch "
+                f"source with a batch(epoch, index, seed) method; got a {what}; {hint}"
+            )
         c = self.config
         sh = c.shuffle if shuffle is None else shuffle
         return ArrayBatches(data, c.batch_size, shuffle=sh, drop_last=c.drop_last and sh)
