@@ -231,6 +231,30 @@ def _joint_grads(dz, x, hs, dw_ih, dw_hh, b0, b1):
 
 
 @njit(**JIT)
+def _separate_grads(dz, x, hs, dw_ih, dw_hh, b0, b1):
+    """dW_ih = dz^T x and dW_hh = dz^T h_(t-1) over rows b0:b1 as separate products (see
+    weight_grads for which form each takes)."""
+    T, I, H = x.shape[1], x.shape[2], hs.shape[2]
+    G, Gp, nb = dw_ih.shape[0], dz.shape[2], b1 - b0
+    if nb > 1 and I % NR == 0:  # dW_ih = dz^T x, straight: x's rows are its panels
+        tgemm(G, I, nb * T, dz, b0 * T * Gp, 1, Gp, x, b0 * T * I, I, 32, 0.0, dw_ih, 0, I, 128)
+    elif nb > 1 and I <= TILE_WGRAD_MAX_I:
+        wt = np.empty((I, G), dz.dtype)
+        tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * Gp, Gp, 32, 0.0, wt, 0, G, 128)
+        dw_ih[:, :] = wt.T
+    else:
+        gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * Gp, Gp, x, b0 * T * I, I,
+             0.0, dw_ih, 0, I)  # fmt: skip
+    if nb == 1:  # one product: BLAS is faster than the tiles at K = T
+        gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * Gp, Gp, hs, b0 * (T + 1) * H, H,
+             0.0, dw_hh, 0, H)  # fmt: skip
+    else:  # dW_hh = sum over rows of dz_b^T h_b: dz_b read transposed in place, h_b as panels
+        for b in range(b0, b1):
+            beta = 0.0 if b == b0 else 1.0
+            tgemm(G, H, T, dz, b * T * Gp, 1, Gp, hs, b * (T + 1) * H, H, 32, beta, dw_hh, 0, H, T)
+
+
+@njit(**JIT)
 def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     """Rows b0:b1 of dz (B, T, Gp), G = dW_ih's rows <= Gp the columns used (a row length of
     Gp > G keeps dz^T's reads off one cache set: see kernels/lstm.py):
@@ -260,27 +284,10 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     G, Gp, H, nb = dw_ih.shape[0], dz.shape[2], hs.shape[2], b1 - b0
     if dx.shape[0] > 0:  # (0, T, I): the caller does not need dx
         tgemm(nb * T, I, G, dz, b0 * T * Gp, Gp, 1, w_ih, 0, I, 32, 0.0, dx, b0 * T * I, I, G)
-    joint = nb > 1 and I % NR == 0 and H % NR == 0 and G * H >= JOINT_WGRAD_MIN
-    if joint:
+    if nb > 1 and I % NR == 0 and H % NR == 0 and G * H >= JOINT_WGRAD_MIN:
         _joint_grads(dz, x, hs, dw_ih, dw_hh, b0, b1)
-    elif nb > 1 and I % NR == 0:  # dW_ih = dz^T x, straight: x's rows are its panels
-        tgemm(G, I, nb * T, dz, b0 * T * Gp, 1, Gp, x, b0 * T * I, I, 32, 0.0, dw_ih, 0, I, 128)
-    elif nb > 1 and I <= TILE_WGRAD_MAX_I:
-        wt = np.empty((I, G), dz.dtype)
-        tgemm(I, G, nb * T, x, b0 * T * I, 1, I, dz, b0 * T * Gp, Gp, 32, 0.0, wt, 0, G, 128)
-        dw_ih[:, :] = wt.T
     else:
-        gemm(TRANS, NO_TRANS, G, I, nb * T, dz, b0 * T * Gp, Gp, x, b0 * T * I, I,
-             0.0, dw_ih, 0, I)  # fmt: skip
-    if joint:
-        pass
-    elif nb == 1:  # one product: BLAS is faster than the tiles at K = T
-        gemm(TRANS, NO_TRANS, G, H, T, dz, b0 * T * Gp, Gp, hs, b0 * (T + 1) * H, H,
-             0.0, dw_hh, 0, H)  # fmt: skip
-    else:  # dW_hh = sum over rows of dz_b^T h_b: dz_b read transposed in place, h_b as panels
-        for b in range(b0, b1):
-            beta = 0.0 if b == b0 else 1.0
-            tgemm(G, H, T, dz, b * T * Gp, 1, Gp, hs, b * (T + 1) * H, H, 32, beta, dw_hh, 0, H, T)
+        _separate_grads(dz, x, hs, dw_ih, dw_hh, b0, b1)
     db[:] = 0.0
     for b in range(b0, b1):
         for t in range(T):
