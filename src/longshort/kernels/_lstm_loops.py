@@ -12,7 +12,7 @@ from numba import njit, prange
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._tiles import NR, pgemm, pgemm_nt, pgemv, pgemv_nt, prefetch, tgemm
+from ._tiles import NR, pack_nt, pack_t, pgemm, pgemm_nt, pgemv, pgemv_nt, prefetch, tgemm
 
 # Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
 # proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
@@ -115,6 +115,45 @@ def _forward_par(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, 
         _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
+
+
+@njit(**JIT)
+def _forward_setup(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache):
+    """What the batched forward needs before its parallel region (see _forward_batch_par):
+    (wp_ih, wp_hh, b, hbuf, cbuf, tbuf, y, z, lens). Outside the parallel function, whose
+    array expressions Numba would otherwise turn into parallel regions of their own."""
+    B, T, _ = x.shape
+    H = w_hh.shape[1]
+    S = T + 1 if need_cache else 2
+    hbuf, cbuf = np.empty((B, S, H), x.dtype), np.empty((B, S, H), x.dtype)
+    hbuf[:, 0], cbuf[:, 0] = h0, c0
+    if len(lens) == 0:  # no lengths given: every row runs all T steps
+        lens = np.full(B, T, np.int64)
+    tbuf = np.empty((B, T if need_cache else 1, H), x.dtype)
+    z = np.empty((B, T if need_cache else 1, 4 * H), x.dtype)
+    y = np.empty((B, T, H), x.dtype)
+    return pack_t(w_ih), pack_t(w_hh), b_ih + b_hh, hbuf, cbuf, tbuf, y, z, lens
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _forward_batch_par(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, chunks):
+    """A batch of B >= chunks rows on `chunks` cores in ONE compiled call: the weight panels,
+    the buffers and the initial states are set up here, not in Python (after a forward or
+    backward has swept the caches, each NumPy call from Python took 2-5x its warm time:
+    pack_t 21 us against 11, np.isfinite on x 21 against 10).
+    lens: (B,) int64, or (0,) for all T. Returns (y, hbuf, cbuf, tbuf, z) as _forward_chunk
+    fills them (the input product fused into the steps, as B > 1 always is)."""
+    wp_ih, wp_hh, b, hbuf, cbuf, tbuf, y, z, lens = _forward_setup(
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache
+    )
+    B, threads = x.shape[0], get_threads()
+    set_threads(1)
+    for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
+        _forward_chunk(x, w_ih, wp_ih, True, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
+                       k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    set_threads(threads)
+    return y, hbuf, cbuf, tbuf, z
 
 
 @njit(**JIT)
@@ -345,6 +384,46 @@ def _backward_par(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz,
         fold(dw_hh, k, chunks)
         fold(db, k, chunks)
     set_threads(threads)
+
+
+@njit(**JIT)
+def _backward_setup(w_hh, dh0, dc0, lens, B, T, I, need_dx, chunks, dt_like):
+    """Buffers of the batched backward (see _backward_batch_par): (wp_hh, dh, dc, tmp, dx,
+    dw_ih, dw_hh, db, lens); dh0, dc0 (B, H) or (0, 0) for zeros; lens (B,) or (0,) for all T."""
+    G, H = w_hh.shape
+    if len(lens) == 0:
+        lens = np.full(B, T, np.int64)
+    dh = np.zeros((B, H), dt_like.dtype) if len(dh0) == 0 else dh0.copy()
+    dc = np.zeros((B, H), dt_like.dtype) if len(dc0) == 0 else dc0.copy()
+    dx = np.empty((B if need_dx else 0, T, I), dt_like.dtype)
+    dw_ih = np.empty((chunks, G, I), dt_like.dtype)
+    dw_hh, db = np.empty((chunks, G, H), dt_like.dtype), np.empty((chunks, G), dt_like.dtype)
+    return pack_nt(w_hh), dh, dc, np.empty((B, H), dt_like.dtype), dx, dw_ih, dw_hh, db, lens
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _backward_batch_par(dy, has_dy, gates, hs, cs, tcs, w_hh, dh0, dc0, dz, x, w_ih, lens,
+                        need_dx, chunks):  # fmt: skip
+    """_backward_par for B >= chunks rows in ONE compiled call, its buffers and W_hh's panels
+    set up here (see _forward_batch_par). Returns (dx, dh, dc, dw_ih, dw_hh, db), the weight
+    gradients as their first chunk's sums after the fold."""
+    B, T, I = x.shape
+    wp_hh, dh, dc, tmp, dx, dw_ih, dw_hh, db, lens = _backward_setup(
+        w_hh, dh0, dc0, lens, B, T, I, need_dx, chunks, dz
+    )
+    threads = get_threads()
+    set_threads(1)
+    for k in prange(chunks):
+        pin_chunk(k)  # one core per chunk (_affinity.py)
+        _backward_chunk(dy, has_dy, gates, hs, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tmp,
+                        x, w_ih, dx, dw_ih[k], dw_hh[k], db[k],
+                        k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
+    for k in prange(chunks):
+        fold(dw_ih, k, chunks)
+        fold(dw_hh, k, chunks)
+        fold(db, k, chunks)
+    set_threads(threads)
+    return dx, dh, dc, dw_ih[0], dw_hh[0], db[0]
 
 
 @njit(**JIT)

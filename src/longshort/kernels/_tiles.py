@@ -584,6 +584,20 @@ def pack_t(w):
     return out
 
 
+@njit(nogil=True, cache=True)
+def pack_nt(b):
+    """pack(b) in compiled code: B (K, N) C-contiguous -> (N // 32, K, 32) panels."""
+    K, N = b.shape
+    P = N // NR
+    out = np.empty((P, K, NR), b.dtype)
+    for p in range(P):
+        for k in range(K):
+            src, dst = b[k, p * NR : (p + 1) * NR], out[p, k]
+            for j in range(NR):
+                dst[j] = src[j]
+    return out
+
+
 def pack_rows(b: np.ndarray) -> np.ndarray:
     """B (K, N) -> the one-row layout: (G, K, nr) groups of nr = 32 NP columns (128 float32,
     64 float64), G = ceil(32 P / nr) over the P = N // 32 full panels; each group's rows are
