@@ -118,10 +118,11 @@ def _forward_par(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, 
 
 
 @njit(**JIT)
-def _forward_setup(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache):
+def _forward_setup(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, z):
     """What the batched forward needs before its parallel region (see _forward_batch_par):
-    (wp_ih, wp_hh, b, hbuf, cbuf, tbuf, y, z, lens). Outside the parallel function, whose
-    array expressions Numba would otherwise turn into parallel regions of their own."""
+    (wp_ih, wp_hh, b, hbuf, cbuf, tbuf, y, z, lens); z allocated here when given as (0, 0, 0).
+    Outside the parallel function, whose array expressions Numba would otherwise turn into
+    parallel regions of their own."""
     B, T, _ = x.shape
     H = w_hh.shape[1]
     S = T + 1 if need_cache else 2
@@ -130,21 +131,23 @@ def _forward_setup(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache):
     if len(lens) == 0:  # no lengths given: every row runs all T steps
         lens = np.full(B, T, np.int64)
     tbuf = np.empty((B, T if need_cache else 1, H), x.dtype)
-    z = np.empty((B, T if need_cache else 1, 4 * H), x.dtype)
+    if z.shape[0] == 0:
+        z = np.empty((B, T if need_cache else 1, 4 * H), x.dtype)
     y = np.empty((B, T, H), x.dtype)
     return pack_t(w_ih), pack_t(w_hh), b_ih + b_hh, hbuf, cbuf, tbuf, y, z, lens
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _forward_batch_par(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, chunks):
+def _forward_batch_par(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, chunks, z):
     """A batch of B >= chunks rows on `chunks` cores in ONE compiled call: the weight panels,
     the buffers and the initial states are set up here, not in Python (after a forward or
     backward has swept the caches, each NumPy call from Python took 2-5x its warm time:
     pack_t 21 us against 11, np.isfinite on x 21 against 10).
-    lens: (B,) int64, or (0,) for all T. Returns (y, hbuf, cbuf, tbuf, z) as _forward_chunk
-    fills them (the input product fused into the steps, as B > 1 always is)."""
+    lens: (B,) int64, or (0,) for all T; z: the gate buffer (B, T or 1, 4H), or (0, 0, 0) to
+    allocate it here. Returns (y, hbuf, cbuf, tbuf, z) as _forward_chunk fills them (the input
+    product fused into the steps, as B > 1 always is)."""
     wp_ih, wp_hh, b, hbuf, cbuf, tbuf, y, z, lens = _forward_setup(
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, z
     )
     B, threads = x.shape[0], get_threads()
     set_threads(1)

@@ -53,7 +53,7 @@ import numpy as np
 from ..ops import lstm as ref
 from ..ops.lstm import LSTMCache, LSTMWeights
 from ..ops.sequence import step_mask
-from . import _row2
+from . import _memory, _row2
 from ._lstm_loops import (
     _backward_batch_par,
     _backward_one,
@@ -62,6 +62,7 @@ from ._lstm_loops import (
     _forward_par,
     _step,
 )
+from ._memory import reusable_empty
 from ._tiles import pack, pack_rows, pack_rows_t, pack_t
 
 PARALLEL_MIN_WORK = 32 * 64  # B*H below which splitting the batch over cores does not pay
@@ -104,6 +105,7 @@ def _cores(B: int, H: int):
 _NO_P = {"f": np.empty((0, 0, 32), np.float32), "d": np.empty((0, 0, 32), np.float64)}  # no panels
 _NO_STATE = {"f": np.empty((0, 0), np.float32), "d": np.empty((0, 0), np.float64)}  # zeros
 _NO_LENS = np.empty(0, np.int64)  # every row runs all T steps
+_NO_Z = {"f": np.empty((0, 0, 0), np.float32), "d": np.empty((0, 0, 0), np.float64)}  # allocate
 
 
 def _lens(mask, B: int, T: int) -> np.ndarray:
@@ -162,8 +164,11 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     if n > 1 and _PARALLEL.acquire(False):  # the batch on the cores, in one compiled call
         try:
             lens = _NO_LENS if mask is None else _lens(mask, B, T)
+            G = 4 * H  # a cache's gates over 32 MiB come from the pool (_memory.py)
+            big = need_cache and B * T * G * dt.itemsize > _memory.MMAP_THRESHOLD
+            z = reusable_empty((B, T, G), dt) if big else _NO_Z[dt.char]
             y, hbuf, cbuf, tbuf, z = _forward_batch_par(
-                x, h0, c0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, lens, bool(need_cache), n
+                x, h0, c0, w.w_ih, w.w_hh, w.b_ih, w.b_hh, lens, bool(need_cache), n, z
             )
         finally:
             _PARALLEL.release()
@@ -177,7 +182,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         lens = _lens(mask, B, T)
         if _row2.usable(B, T, I, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
             try:  # a batch of one on two cores, each with half of the hidden units (_row2.py)
-                z = np.empty((1, T if need_cache else 1, 4 * H), dt)  # the gates, for the cache
+                z = reusable_empty((1, T if need_cache else 1, 4 * H), dt)  # the gates
                 parts = _row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh)
                 zk = np.empty((2, T, 2 * H), dt)  # each part's gates, in its own row order
                 _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, lens, bool(need_cache))
@@ -203,7 +208,7 @@ def _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache):
     else:  # a batch of one: the one-row layout, or gemv on W_hh for a few steps
         wp_hh = pack_rows_t(w.w_hh) if T >= 8 else _NO_P[dt.char]
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
-    z = np.empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
+    z = reusable_empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
     args = (x, w.w_ih, wp_ih, fused, w.b_ih + w.b_hh, w.w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens)
     with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
         if chunks == 1:
