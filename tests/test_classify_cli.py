@@ -82,6 +82,20 @@ def test_train_then_eval(digit_files, tmp_path, capsys):
         == 0
     )
     assert (out / "confusion.png").is_file()
+    # the classifier's LSTM, traced on one held-out digit scaled as the classifier scales it
+    from longshort.inspect import gate_trace
+    from longshort.models.classifier import SequenceClassifier
+
+    x = np.load(digit_files / "test.npz")["X"][0]  # (8, 8)
+    np.save(tmp_path / "digit.npy", x)
+    rc = main(["inspect", "gates", "--model", str(out), "--input", str(tmp_path / "digit.npy"),
+               "--out", str(tmp_path / "gates")])  # fmt: skip
+    assert rc == 0 and "gate traces of" in capsys.readouterr().out
+    got = np.load(tmp_path / "gates" / "gates.npz")
+    clf = SequenceClassifier.load(out)
+    want = gate_trace(clf.net.rnn, (x - clf.mean) / clf.std)
+    np.testing.assert_allclose(got["l0_f"], want[0]["f"], rtol=1e-5, atol=1e-6)
+    assert got["x"].shape == (8, 8)
 
 
 def _bad_npz(path, **arrays):

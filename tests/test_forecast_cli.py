@@ -36,6 +36,20 @@ def test_train_then_predict_writes_the_forecast(csv, tmp_path, capsys):
     assert code == 0 and list(f.columns) == ["year", "forecast", "q0.1", "q0.5", "q0.9"]
     assert f["year"].tolist() == [2009, 2010, 2011, 2012, 2013]
     assert (f["q0.1"] <= f["forecast"]).all() and (f["forecast"] <= f["q0.9"]).all()
+    # the gates of its LSTM over the window it reads for that forecast
+    from longshort.forecast.predict import lstm_window
+    from longshort.inspect import gate_trace
+    from longshort.models.forecaster import Forecaster
+
+    code, out, _ = run(capsys, "inspect", "gates", "--model", tmp_path / "m", "--input", csv,
+                       "--out", tmp_path / "g")  # fmt: skip
+    assert code == 0 and (tmp_path / "g" / "gates.png").is_file()
+    got = np.load(tmp_path / "g" / "gates.npz")
+    model = Forecaster.load(tmp_path / "m")
+    x, key = lstm_window(model, pd.read_csv(csv))
+    assert got["x"].shape == x.shape and x.shape[0] >= 20  # the context window, every feature
+    want = gate_trace(model.net.lstm, x)
+    np.testing.assert_allclose(got["l0_o"], want[0]["o"], rtol=1e-5, atol=1e-6)
 
 
 def test_backtest_on_parquet_writes_metrics_plot_and_report(csv, tmp_path, capsys):

@@ -71,6 +71,30 @@ def test_resume_is_exact_with_dropout(corpus, tmp_path, capsys):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
+def test_resume_keeps_the_schedule_it_started_with(corpus, tmp_path, capsys):
+    """A rerun without --schedule resumes with the first run's schedule (it used to stop with
+    "disagree on whether an lr schedule is used"), exactly as an uninterrupted run; a cosine
+    schedule keeps the first run's period."""
+    from safetensors.numpy import load_file
+
+    base = ["text", "train", "--data", str(corpus), *TINY, "--val-every", "10"]
+    straight, split = tmp_path / "s", tmp_path / "r"
+    assert (
+        run(capsys, *base, "--out", str(straight), "--steps", "30", "--schedule", "plateau")[0] == 0
+    )
+    assert run(capsys, *base, "--out", str(split), "--steps", "20", "--schedule", "plateau")[0] == 0
+    code, stdout, _ = run(capsys, *base, "--out", str(split), "--steps", "30")
+    assert code == 0 and "resuming from the checkpoint" in stdout and "at step 30" in stdout
+    a, b = (load_file(str(d / "model.safetensors")) for d in (straight, split))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    cos = tmp_path / "c"
+    assert run(capsys, *base, "--out", str(cos), "--steps", "20", "--schedule", "cosine")[0] == 0
+    code, stdout, _ = run(capsys, *base, "--out", str(cos), "--steps", "25")
+    assert code == 0 and "at step 25" in stdout
+    saved = json.loads((cos / "train_config.json").read_text())
+    assert saved["schedule"] == "cosine" and saved["lr_t_max"] == 20
+
+
 def test_sample_is_seeded_and_uses_temperature(model_dir, capsys):
     a = run(capsys, "text", "sample", "--model", str(model_dir), "--length", "80", "--seed", "3")
     b = run(capsys, "text", "sample", "--model", str(model_dir), "--length", "80", "--seed", "3")

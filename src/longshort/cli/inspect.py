@@ -1,6 +1,9 @@
 """`longshort inspect gates|gradient-flow`: look inside trained recurrent nets.
 
 longshort inspect gates --model DIR --input seq.npy|seq.csv [--out DIR]
+    (DIR from longshort.io.save, `lab run`, `classify train` (the sequence is scaled as the
+    classifier scales it) or `forecast train` (--input is then its data file, and the trace is
+    of the window its LSTM reads for the forecast after the first series))
 longshort inspect gradient-flow --task adding --length 200 --out DIR [--from LAB_DIR]
 """
 
@@ -61,17 +64,56 @@ def read_sequence(path: str, input_size: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _saved_format(d: Path) -> str | None:
+    try:
+        meta = json.loads((d / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("format") if isinstance(meta, dict) else None
+
+
+def _classifier_input(d: Path, path: str):
+    """(its LSTM, the scaled sequence (T, F) it reads) for a `classify train` directory."""
+    from ..models.classifier import SequenceClassifier
+
+    clf = SequenceClassifier.load(d)
+    x = read_sequence(path, len(clf.mean))
+    return clf.net.rnn, clf._prepare(x[None])[0][0]
+
+
+def _forecaster_input(d: Path, path: str):
+    """(its LSTM, the window (C, I) it reads for the forecast after the first series in the
+    CSV) for a `forecast train` directory; an ensemble shows its first member."""
+    from ..forecast.frame import read_table
+    from ..forecast.predict import lstm_window
+    from ..models.forecaster import Forecaster
+
+    model = Forecaster.load(d)
+    x, _ = lstm_window(model, read_table(path))
+    net = model.net.members[0] if hasattr(model.net, "members") else model.net
+    return net.lstm, x
+
+
 def _gates(args: argparse.Namespace) -> int:
     from ..inspect import forget_stats, gate_trace, layer_names, plot_gate_heatmaps
     from ..io.store import load
+    from ..models.classifier import FORMAT as CLASSIFIER
+    from ..models.forecaster import FORMAT as FORECASTER
     from ..nn import LSTM
 
     d = _model_dir(args.model)
-    model = load(d)
-    rnn = getattr(model, "rnn", model)
+    fmt = _saved_format(d)
+    if fmt in (CLASSIFIER, FORECASTER):
+        model, x = (_classifier_input if fmt == CLASSIFIER else _forecaster_input)(d, args.input)
+        rnn = model
+    else:
+        model = load(d)
+        rnn = getattr(model, "rnn", model)
+        x = None
     if not isinstance(rnn, LSTM):
         raise UserError(f"{d} holds a {type(rnn).__name__}; gate traces need an LSTM")
-    x = read_sequence(args.input, rnn.input_size)
+    if x is None:
+        x = read_sequence(args.input, rnn.input_size)
     trace = gate_trace(model, x)
     names = layer_names(rnn)
     out = Path(args.out)
@@ -137,10 +179,12 @@ def register(sub) -> None:
         dest="inspect_command", metavar="<gates|gradient-flow>", required=True
     )
     g = isub.add_parser("gates", help="gate heatmaps, arrays and forget-gate stats of an LSTM")
-    g.add_argument("--model", required=True, help="a saved model directory (or lab run dir)")
-    g.add_argument(
-        "--input", required=True, help="one sequence: .npy (T, I) or .csv (row per step)"
-    )
+    g.add_argument("--model", required=True,
+                   help="a saved model directory: longshort.io.save, a lab run, "
+                        "`classify train` or `forecast train`")  # fmt: skip
+    g.add_argument("--input", required=True,
+                   help="one sequence: .npy (T, I) or .csv (row per step); for a forecaster "
+                        "its data file (the window its LSTM reads for the forecast)")  # fmt: skip
     g.add_argument(
         "--out", default="gates", type=out_dir, help="output directory (default ./gates)"
     )

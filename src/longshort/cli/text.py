@@ -123,8 +123,30 @@ def _reporter(args, unit: str, save):
     return on_row, bar
 
 
-def _schedule(args) -> dict:
-    """TrainConfig fields of --schedule: "plateau" halves lr after --patience flat validations."""
+SCHEDULE_FIELDS = ("schedule", "lr_gamma", "lr_step_size", "plateau_patience", "lr_min", "lr_t_max")
+
+
+def _saved_schedule(out: Path) -> dict:
+    """The lr schedule a resumed run started with (its train_config.json), {} for none: a rerun
+    without --schedule keeps it, as it keeps the model's sizes. A cosine schedule keeps its
+    period too (the first run's --steps), whatever budget the rerun gives."""
+    try:
+        saved = json.loads((out / "train_config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("schedule") in (None, "none"):
+        return {}
+    fields = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved}
+    if fields["schedule"] == "cosine" and fields.get("lr_t_max") is None:
+        fields["lr_t_max"] = saved.get("max_steps")
+    return fields
+
+
+def _schedule(args, out: Path, resuming: bool) -> dict:
+    """TrainConfig fields of --schedule: "plateau" halves lr after --patience flat validations.
+    Left out on a resumed run: the schedule the run started with."""
+    if args.schedule is None:
+        return _saved_schedule(out) if resuming else {}
     if args.schedule == "none":
         return {}
     if args.schedule == "cosine" and args.steps is None:
@@ -156,7 +178,8 @@ def _train(args: argparse.Namespace) -> int:
                       log_every=args.log_every, metrics_path=str(out / "metrics.jsonl"),
                       checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
                       progress=False,
-                      restore_best=t["optimizer"] != "ntasgd", **_schedule(args))  # fmt: skip
+                      restore_best=t["optimizer"] != "ntasgd",
+                      **_schedule(args, out, resuming))  # fmt: skip
     meta = {k: v for k, v in meta.items() if k != "format"}
     if not resuming:
         save_model(model, vocab, out, meta)
@@ -375,7 +398,12 @@ def _add_train(sub) -> None:
     t.add_argument("--optimizer", choices=["adam", "sgd", "ntasgd"], help="default adam")
     t.add_argument("--lr", type=float, help="default 2e-3")
     t.add_argument("--clip", type=float, help="gradient norm clip (default 1)")
-    t.add_argument("--schedule", choices=["none", "plateau", "step", "cosine"], default="none")
+    t.add_argument(
+        "--schedule",
+        choices=["none", "plateau", "step", "cosine"],
+        default=None,
+        help="lr schedule (default none; a resumed run keeps the one it started with)",
+    )
     t.add_argument("--lr-gamma", type=float, default=0.5, help="lr factor (plateau, step)")
     t.add_argument("--lr-step", type=int, default=1000, help="steps between decays (step)")
     t.add_argument("--patience", type=int, default=1, help="flat validations (plateau)")

@@ -127,6 +127,28 @@ def predict_frame(model, df) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def lstm_window(model, df) -> tuple[np.ndarray, str]:
+    """What the network's LSTM reads for the forecast from the end of the first series in df:
+    x (C, I) float32 (scaled target, its differences, covariates and calendar features, as
+    `assemble` builds them), and that series' key. For `longshort inspect gates`."""
+    from .prepare import prepare
+
+    c = model.config
+    cols = c.columns
+    series, _ = prepare(df, cols["time"], cols["target"], cols["id"], cols["covariates"],
+                        cols["future_covariates"], model.freq)  # fmt: skip
+    s, back = series[0], model.window.back
+    if s.n_hist < back:
+        raise ValueError(f"the series has {s.n_hist} values but the model reads {back} steps of "
+                         f"history; give at least {back} rows")  # fmt: skip
+    ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
+    sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))
+    inp = series_inputs(ext, sc, model.freq, model.cycles)
+    zb, pb, kb, _ = gather(inp, np.array([s.n_hist]), back, c.horizon)
+    x, _, _ = assemble(zb, pb, kb, 0, model.window, rscale=inp.rscale)
+    return x[0], s.key
+
+
 def save_forecaster(model, d: Path) -> Path:
     """Forecaster.save (see the module docstring)."""
     from safetensors.numpy import save as st_save

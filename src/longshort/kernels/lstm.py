@@ -173,23 +173,22 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
         finally:
             _PARALLEL.release()
         S = hbuf.shape[1]
+    elif _row2.usable(B, T, I, H) and _num_threads() > 1 and _PARALLEL.acquire(False):
+        try:  # a batch of one on two cores, each with half of the hidden units (_row2.py)
+            lens = np.full(1, T, np.int64) if mask is None else _lens(mask, B, T)
+            y, hbuf, cbuf, tbuf, z = _row2.forward_pair_from(
+                x, w.w_ih, w.w_hh, w.b_ih, w.b_hh, h0, c0, lens, bool(need_cache)
+            )
+        finally:
+            _PARALLEL.release()
+        S = hbuf.shape[1]
     else:
         S = T + 1 if need_cache else 2  # keep every state, or a ring of two
         hbuf, cbuf = np.empty((B, S, H), dt), np.empty((B, S, H), dt)
         hbuf[:, 0], cbuf[:, 0] = h0, c0
         tbuf = np.empty((B, T if need_cache else 1, H), dt)
         y = np.empty((B, T, H), dt)
-        lens = _lens(mask, B, T)
-        if _row2.usable(B, T, I, H) and numba.get_num_threads() > 1 and _PARALLEL.acquire(False):
-            try:  # a batch of one on two cores, each with half of the hidden units (_row2.py)
-                z = reusable_empty((1, T if need_cache else 1, 4 * H), dt)  # the gates
-                parts = _row2.pack_parts(w.w_ih, w.w_hh, w.b_ih + w.b_hh)
-                zk = np.empty((2, T, 2 * H), dt)  # each part's gates, in its own row order
-                _row2.forward_pair(x, *parts, zk, hbuf, cbuf, tbuf, y, z, lens, bool(need_cache))
-            finally:
-                _PARALLEL.release()
-        else:
-            z = _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache)
+        z = _forward_batch(x, w, hbuf, cbuf, tbuf, y, _lens(mask, B, T), need_cache)
     state = (hbuf[:, T % S].copy(), cbuf[:, T % S].copy())
     cache = LSTMCache(x, hbuf, cbuf, z, tbuf, mask, w) if need_cache else None
     return y, state, cache

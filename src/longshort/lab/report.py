@@ -122,17 +122,33 @@ def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
     return path
 
 
+def _other_settings(row: dict) -> str:
+    """The row's settings other than hidden size, seed and lr that differ from the LabConfig
+    defaults, as "k=v, ..." ("-" when none): two rows that differ only there stay apart."""
+    s, default = settings_of(row), {k: _DEFAULTS[k] for k in RESULT_SETTINGS}
+    if row["model"] != "lstm":
+        default["lstm_init"] = "-"
+    skip = ("hidden_size", "seed", "lr")
+    other = [f"{k}={s[k]:g}" if isinstance(s[k], float) else f"{k}={s[k]}"
+             for k in RESULT_SETTINGS if k not in skip and s[k] != default[k]]  # fmt: skip
+    return ", ".join(other) or "-"
+
+
 def markdown_table(rows: Sequence[dict]) -> str:
     """A Markdown table of the rows, with chance and (adding) the 1997 sequences beside them;
-    recall is the copy task's recall length ("-" for the other tasks)."""
-    head = ("| task | model | T | recall | hidden | test success | test error | chance error | "
-            "solved | sequences seen | 1997 LSTM | seconds | CPU seconds |")  # fmt: skip
-    lines = [head, "|" + "---|" * 13]
+    recall is the copy task's recall length ("-" for the other tasks); seed, lr and any other
+    setting that differs from the defaults tell apart rows of the same task, model and T."""
+    head = ("| task | model | T | recall | hidden | seed | lr | other settings | test success | "
+            "test error | chance error | solved | sequences seen | 1997 LSTM | seconds | "
+            "CPU seconds |")  # fmt: skip
+    lines = [head, "|" + "---|" * 16]
     for r in sorted(rows, key=_sort_key):
         paper = PAPER_1997_SEQUENCES.get(r["length"]) if r["task"] == "adding" else None
+        s = settings_of(r)
         lines.append(
             f"| {r['task']} | {r['model']} | {r['length']} | {recall_of(r) or '-'} | "
-            f"{r.get('hidden_size', 32)} | "
+            f"{r.get('hidden_size', 32)} | {s['seed']} | {float(s['lr']):g} | "
+            f"{_other_settings(r)} | "
             f"{100 * r['success_rate']:.1f} % | "
             f"{r['test_error']:.4f} | {r['chance_error']:.4f} | "
             f"{_solved(r)} | {r['sequences_seen']:,} | "
