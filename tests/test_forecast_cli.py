@@ -50,6 +50,10 @@ def test_train_then_predict_writes_the_forecast(csv, tmp_path, capsys):
     assert got["x"].shape == x.shape and x.shape[0] >= 20  # the context window, every feature
     want = gate_trace(model.net.lstm, x)
     np.testing.assert_allclose(got["l0_o"], want[0]["o"], rtol=1e-5, atol=1e-6)
+    np.save(tmp_path / "seq.npy", x)  # a forecaster reads its data file, not a sequence
+    code, _, err = run(capsys, "inspect", "gates", "--model", tmp_path / "m", "--input",
+                       tmp_path / "seq.npy")  # fmt: skip
+    assert code == 2 and "holds a forecaster: --input takes its data file" in err
 
 
 def test_backtest_on_parquet_writes_metrics_plot_and_report(csv, tmp_path, capsys):

@@ -419,9 +419,11 @@ def test_table_tells_apart_rows_that_differ_in_seed_lr_or_other_settings():
     row = {"task": "adding", "model": "lstm", "length": 50, "hidden_size": 32, "seed": 0,
            "success_rate": 1.0, "test_error": 0.001, "chance_error": 0.167, "solved": True,
            "sequences_seen": 1000, "seconds": 1.0, "cpu_seconds": 1.0}  # fmt: skip
-    rows = [row, {**row, "seed": 1}, {**row, "lr": 3e-3}, {**row, "batch_size": 64}]
+    rows = [row, {**row, "seed": 1}, {**row, "lr": 3e-3}, {**row, "batch_size": 64},
+            {**row, "budget_sequences": 2e6}]  # fmt: skip
     lines = [r for r in markdown_table(rows).splitlines() if r.startswith("| adding")]
-    assert len(set(lines)) == 4
+    assert len(set(lines)) == 5
+    assert any("| budget_sequences=2000000 |" in ln for ln in lines)
     assert "| seed | lr | other settings |" in markdown_table(rows)
     assert any("| 1 | 0.01 | - |" in ln for ln in lines)  # seed 1, the default lr
     assert any("| 0 | 0.003 | - |" in ln for ln in lines)

@@ -89,10 +89,17 @@ def test_resume_keeps_the_schedule_it_started_with(corpus, tmp_path, capsys):
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     cos = tmp_path / "c"
     assert run(capsys, *base, "--out", str(cos), "--steps", "20", "--schedule", "cosine")[0] == 0
-    code, stdout, _ = run(capsys, *base, "--out", str(cos), "--steps", "25")
+    code, stdout, err = run(capsys, *base, "--out", str(cos), "--steps", "25")
     assert code == 0 and "at step 25" in stdout
+    assert "anneals over the first run's 20 steps; past them its lr rises again" in err
     saved = json.loads((cos / "train_config.json").read_text())
     assert saved["schedule"] == "cosine" and saved["lr_t_max"] == 20
+    step = tmp_path / "st"  # schedule options given on the rerun still apply
+    assert run(capsys, *base, "--out", str(step), "--steps", "10", "--schedule", "step",
+               "--lr-step", "5")[0] == 0  # fmt: skip
+    assert run(capsys, *base, "--out", str(step), "--steps", "20", "--lr-step", "2")[0] == 0
+    saved = json.loads((step / "train_config.json").read_text())
+    assert saved["schedule"] == "step" and saved["lr_step_size"] == 2
 
 
 def test_sample_is_seeded_and_uses_temperature(model_dir, capsys):

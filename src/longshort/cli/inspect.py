@@ -88,6 +88,9 @@ def _forecaster_input(d: Path, path: str):
     from ..forecast.predict import lstm_window
     from ..models.forecaster import Forecaster
 
+    if Path(path).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UserError(f"{d} holds a forecaster: --input takes its data file (CSV or Parquet, "
+                        f"the columns it was trained on), got {path}")  # fmt: skip
     model = Forecaster.load(d)
     x, _ = lstm_window(model, read_table(path))
     net = model.net.members[0] if hasattr(model.net, "members") else model.net

@@ -124,12 +124,20 @@ def _reporter(args, unit: str, save):
 
 
 SCHEDULE_FIELDS = ("schedule", "lr_gamma", "lr_step_size", "plateau_patience", "lr_min", "lr_t_max")
+SCHEDULE_DEFAULTS = {"lr_gamma": 0.5, "lr_step_size": 1000, "plateau_patience": 1}
 
 
-def _saved_schedule(out: Path) -> dict:
+def _given(args) -> dict:
+    """The schedule options as TrainConfig fields, None where left out."""
+    return {"lr_gamma": args.lr_gamma, "lr_step_size": args.lr_step,
+            "plateau_patience": args.patience}  # fmt: skip
+
+
+def _saved_schedule(out: Path, args) -> dict:
     """The lr schedule a resumed run started with (its train_config.json), {} for none: a rerun
-    without --schedule keeps it, as it keeps the model's sizes. A cosine schedule keeps its
-    period too (the first run's --steps), whatever budget the rerun gives."""
+    without --schedule keeps it, as it keeps the model's sizes; --lr-gamma, --lr-step and
+    --patience given on the rerun still apply. A cosine schedule keeps its period (the first
+    run's --steps); a rerun with a larger --steps is told that the lr rises again past it."""
     try:
         saved = json.loads((out / "train_config.json").read_text())
     except (OSError, ValueError):
@@ -137,8 +145,16 @@ def _saved_schedule(out: Path) -> dict:
     if not isinstance(saved, dict) or saved.get("schedule") in (None, "none"):
         return {}
     fields = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved}
+    fields.update({k: v for k, v in _given(args).items() if v is not None})
     if fields["schedule"] == "cosine" and fields.get("lr_t_max") is None:
-        fields["lr_t_max"] = saved.get("max_steps")
+        period = saved.get("max_steps")
+        if args.steps != period:  # the same --steps keeps the same setting (no warning)
+            fields["lr_t_max"] = period
+    period = fields.get("lr_t_max") or saved.get("max_steps")
+    if fields["schedule"] == "cosine" and args.steps is not None and period and args.steps > period:
+        print(f"note: the cosine schedule anneals over the first run's {period} steps; past them "
+              "its lr rises again. To anneal over the new budget instead, rerun with --schedule "
+              "cosine", file=sys.stderr)  # fmt: skip
     return fields
 
 
@@ -146,13 +162,13 @@ def _schedule(args, out: Path, resuming: bool) -> dict:
     """TrainConfig fields of --schedule: "plateau" halves lr after --patience flat validations.
     Left out on a resumed run: the schedule the run started with."""
     if args.schedule is None:
-        return _saved_schedule(out) if resuming else {}
+        return _saved_schedule(out, args) if resuming else {}
     if args.schedule == "none":
         return {}
     if args.schedule == "cosine" and args.steps is None:
         raise ValueError("--schedule cosine anneals over --steps; give --steps (or use plateau)")
-    return {"schedule": args.schedule, "lr_gamma": args.lr_gamma, "lr_step_size": args.lr_step,
-            "plateau_patience": args.patience, "lr_min": 0.0}  # fmt: skip
+    opts = {k: SCHEDULE_DEFAULTS[k] if v is None else v for k, v in _given(args).items()}
+    return {"schedule": args.schedule, **opts, "lr_min": 0.0}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -404,9 +420,9 @@ def _add_train(sub) -> None:
         default=None,
         help="lr schedule (default none; a resumed run keeps the one it started with)",
     )
-    t.add_argument("--lr-gamma", type=float, default=0.5, help="lr factor (plateau, step)")
-    t.add_argument("--lr-step", type=int, default=1000, help="steps between decays (step)")
-    t.add_argument("--patience", type=int, default=1, help="flat validations (plateau)")
+    t.add_argument("--lr-gamma", type=float, default=None, help="lr factor (plateau, step; 0.5)")
+    t.add_argument("--lr-step", type=int, default=None, help="steps between decays (step; 1000)")
+    t.add_argument("--patience", type=int, default=None, help="flat validations (plateau; 1)")
     t.add_argument("--val-every", type=int, default=200, help="validate every N steps")
     t.add_argument("--val-tokens", type=int, default=100_000, help="validation tokens used")
     t.add_argument("--log-every", type=int, default=50)

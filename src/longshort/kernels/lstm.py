@@ -240,8 +240,8 @@ def _scratch_dz(shape: tuple, dt) -> np.ndarray:
 def lstm_backward(dy, dstate, cache, need_dx=True):
     """Fused `ops.lstm.lstm_backward`; accepts a cache from either forward. need_dx=False
     skips dx = dz W_ih and returns None for it."""
-    if len(cache.x) == 0:  # an empty batch (see lstm_forward)
-        return ref.lstm_backward(dy, dstate, cache, need_dx)
+    if cache.x.shape[0] == 0 or cache.x.shape[1] == 0:  # an empty batch or no steps: nothing
+        return ref.lstm_backward(dy, dstate, cache, need_dx)  # for the kernels to loop over
     x, hs, cs, gates, tcs, mask, w = cache
     x = _c(x, x.dtype)
     dt = x.dtype

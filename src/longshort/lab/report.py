@@ -122,6 +122,13 @@ def save_rows(rows: Sequence[dict], out_dir: str | Path) -> Path:
     return path
 
 
+def _show(v) -> str:
+    """A setting for the table: 2000000, not 2e+06; 0.003 as 0.003."""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:g}"
+    return str(v)
+
+
 def _other_settings(row: dict) -> str:
     """The row's settings other than hidden size, seed and lr that differ from the LabConfig
     defaults, as "k=v, ..." ("-" when none): two rows that differ only there stay apart."""
@@ -129,8 +136,7 @@ def _other_settings(row: dict) -> str:
     if row["model"] != "lstm":
         default["lstm_init"] = "-"
     skip = ("hidden_size", "seed", "lr")
-    other = [f"{k}={s[k]:g}" if isinstance(s[k], float) else f"{k}={s[k]}"
-             for k in RESULT_SETTINGS if k not in skip and s[k] != default[k]]  # fmt: skip
+    other = [f"{k}={_show(s[k])}" for k in RESULT_SETTINGS if k not in skip and s[k] != default[k]]
     return ", ".join(other) or "-"
 
 
