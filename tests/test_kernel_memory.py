@@ -63,6 +63,11 @@ def test_pool_reuses_a_block_only_when_nothing_views_it():
     assert view.base is not None
     small = reusable_empty((10, 10), np.float64)
     assert small.shape == (10, 10) and small.dtype == np.float64
+    from longshort.kernels._memory import release_pool
+
+    del c, d, view
+    assert release_pool() >= 3 * shape[0] * shape[1] * 4  # three blocks were pooled
+    assert release_pool() == 0
 
 
 def test_a_held_cache_is_not_overwritten_by_the_next_forward():

@@ -16,7 +16,8 @@ cache passes that at (128, 50, H = 512) or (64, 200, H = 256): 52 MB, 12,800 pag
 forward, which took a (128, 50, 128, 512) forward with its cache from ~50 to 78-83 ms.
 `reusable_empty` serves arrays that large from a small per-thread pool of blocks instead. A
 block is handed out again only when no array views it any more (its reference count, checked
-at each request), so a cache a caller still holds is never overwritten. (Turning glibc's mmap
+at each request), so a cache a caller still holds is never overwritten; `release_pool()` hands
+a thread's blocks back (a process that has finished training with large batches). (Turning glibc's mmap
 off instead, mallopt(M_MMAP_MAX, 0), did the same for us, but for every library in the
 process: torch.nn.LSTM's training steps in the same process got 25-50 % faster with it.)
 """
@@ -81,3 +82,11 @@ def reusable_empty(shape: tuple, dt) -> np.ndarray:
     while len(blocks) > POOL_BLOCKS:  # forget the oldest block (freed once its views are)
         blocks.pop()
     return b[:n].reshape(shape)
+
+
+def release_pool() -> int:
+    """Drop this thread's pooled blocks (the memory goes back to the system once no array views
+    it); returns how many bytes the pool held. For a long-lived process that has finished
+    training with large batches."""
+    blocks = _POOL.__dict__.pop("blocks", [])
+    return sum(b.nbytes for b in blocks)
