@@ -76,11 +76,20 @@ _LANES = {"s": 16, "d": 8}
 _LLTYPE = {"s": "float", "d": "double"}
 
 
-def pack(b: np.ndarray) -> np.ndarray:
-    """B (K, N) -> (N // 32, K, 32) panels of 32 columns (the remainder columns are left out)."""
+@njit(nogil=True, cache=True)
+def pack(b):
+    """B (K, N) -> (N // 32, K, 32) panels of 32 columns (the remainder columns are left out).
+    Compiled, so that the batched backward packs W_hh inside its one call (and 2x faster than
+    NumPy's strided copy from Python)."""
     K, N = b.shape
     P = N // NR
-    return np.ascontiguousarray(b[:, : P * NR].reshape(K, P, NR).transpose(1, 0, 2))
+    out = np.empty((P, K, NR), b.dtype)
+    for p in range(P):
+        for k in range(K):
+            src, dst = b[k, p * NR : (p + 1) * NR], out[p, k]
+            for j in range(NR):
+                dst[j] = src[j]
+    return out
 
 
 def _tile_ir(kind: str, mr: int) -> str:
@@ -581,20 +590,6 @@ def pack_t(w):
     out = np.empty((P, K, NR), w.dtype)
     for p in range(P):
         transpose_into(w, p * NR * K, K, NR, K, out, p * K * NR, NR)
-    return out
-
-
-@njit(nogil=True, cache=True)
-def pack_nt(b):
-    """pack(b) in compiled code: B (K, N) C-contiguous -> (N // 32, K, 32) panels."""
-    K, N = b.shape
-    P = N // NR
-    out = np.empty((P, K, NR), b.dtype)
-    for p in range(P):
-        for k in range(K):
-            src, dst = b[k, p * NR : (p + 1) * NR], out[p, k]
-            for j in range(NR):
-                dst[j] = src[j]
     return out
 
 
