@@ -1,7 +1,8 @@
 """The compiled loops behind kernels/lstm.py (equations and shapes are in that file's docstring).
 
 Each `*_chunk` function handles batch rows b0:b1 and calls BLAS single-threaded; `*_one` runs the
-whole batch in the calling thread, `*_par` splits it into chunks over Numba's threads.
+whole batch in the calling thread, `*_batch_par` splits it into chunks over Numba's threads, in
+one compiled call that also makes its buffers and weight panels.
 """
 
 from __future__ import annotations
@@ -103,17 +104,6 @@ def _forward_one(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, 
     set_threads(1)
     _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
                    0, x.shape[0])  # fmt: skip
-    set_threads(threads)
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def _forward_par(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens, chunks):
-    B, threads = x.shape[0], get_threads()
-    set_threads(1)
-    for k in prange(chunks):
-        pin_chunk(k)  # one core per chunk (_affinity.py)
-        _forward_chunk(x, w_ih, wp_ih, fused, b, w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens,
-                       k * B // chunks, (k + 1) * B // chunks)  # fmt: skip
     set_threads(threads)
 
 

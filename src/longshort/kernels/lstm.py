@@ -59,7 +59,6 @@ from ._lstm_loops import (
     _backward_one,
     _forward_batch_par,
     _forward_one,
-    _forward_par,
     _step,
 )
 from ._memory import reusable_empty
@@ -195,8 +194,9 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
 
 
 def _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache):
-    """The compiled forward on one core or on batch chunks over the cores; returns z, the gates
-    (B, T, 4H) with a cache (else a scratch buffer)."""
+    """The compiled forward on one core (small work, a batch of one, or another thread in the
+    parallel region; a batch on several cores goes through _forward_batch_par); returns z, the
+    gates (B, T, 4H) with a cache (else a scratch buffer)."""
     dt, (B, T, _), H = x.dtype, x.shape, w.w_hh.shape[1]
     fused = B > 1  # x_t W_ih^T computed step by step with the tiles, beside h_{t-1} W_hh^T
     # panels of W^T for the tiles (_tiles.pack_t: 9 us at (512, 128)); a short single row uses
@@ -209,11 +209,7 @@ def _forward_batch(x, w, hbuf, cbuf, tbuf, y, lens, need_cache):
     Tz = T if need_cache or not fused else 1  # without a cache only the current step's gates
     z = reusable_empty((B, Tz, 4 * H), dt)  # (B, Tz, 4H) pre-activations, then gates
     args = (x, w.w_ih, wp_ih, fused, w.b_ih + w.b_hh, w.w_hh, wp_hh, z, hbuf, cbuf, tbuf, y, lens)
-    with _cores(B, H) as chunks:  # 1 for small work, without taking the parallel lock
-        if chunks == 1:
-            _forward_one(*args)
-        else:
-            _forward_par(*args, chunks)
+    _forward_one(*args)
     return z
 
 
