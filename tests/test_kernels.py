@@ -196,12 +196,11 @@ def test_two_core_single_row_forward(monkeypatch, dtype, cache, T, I, H, length)
     the reference, and the one-core kernel bit for bit (the same products, element by element)."""
     from longshort.kernels import _row2
 
-    args, (x, s0, w) = _pair_buffers(np.random.default_rng(T), T, I, H, dtype, cache)
-    _row2.forward_pair(*args, np.array([length], np.int64), cache)
+    _, (x, s0, w) = _pair_buffers(np.random.default_rng(T), T, I, H, dtype, cache)
+    y, hbuf, cbuf, tbuf, z = _row2.forward_pair(x, *w, *s0, np.array([length], np.int64), cache)
     y_r, (h_r, c_r), _ = ref.lstm_forward(x, s0, w, np.array([length]))
     monkeypatch.setattr(_row2, "usable", lambda B, T, I, H: False)
     y_1, (h_1, c_1), cache_1 = fused.lstm_forward(x, s0, w, np.array([length]))
-    hbuf, cbuf, y, z = args[5], args[6], args[8], args[9]
     S = hbuf.shape[1]
     assert_close(y, y_r, dtype, "y")
     assert_close(hbuf[:, T % S], h_r, dtype, "h_n")
@@ -212,7 +211,7 @@ def test_two_core_single_row_forward(monkeypatch, dtype, cache, T, I, H, length)
         np.testing.assert_array_equal(z, cache_1.gates)
         np.testing.assert_array_equal(hbuf, cache_1.h)
         np.testing.assert_array_equal(cbuf, cache_1.c)
-        np.testing.assert_array_equal(args[7], cache_1.tanh_c)
+        np.testing.assert_array_equal(tbuf, cache_1.tanh_c)
 
 
 def test_two_core_forward_survives_one_thread():

@@ -97,25 +97,37 @@ def extend(s: Series, horizon: int, freq, future_cols: list[str]) -> Series:
     return Series(s.key, time, y, obs, pad(s.past), pad(s.future), n)
 
 
-def predict_frame(model, df) -> pd.DataFrame:
-    """Forecaster.predict: one row per series and step (see there)."""
+def _series(model, df) -> list[Series]:
+    """The series of df, read with the columns and frequency the model was trained on."""
     from .prepare import prepare
 
-    c = model.config
-    cols = c.columns
+    cols = model.config.columns
     series, _ = prepare(df, cols["time"], cols["target"], cols["id"], cols["covariates"],
                         cols["future_covariates"], model.freq)  # fmt: skip
+    return series
+
+
+def _forecast_inputs(model, s: Series) -> tuple[Series, Scaler, Inputs]:
+    """(the series extended by the horizon, its scaler, the scaled inputs) for the forecast
+    after the end of s; a series shorter than the model's history is a ValueError."""
+    c, back = model.config, model.window.back
+    if s.n_hist < back:
+        raise ValueError(
+            f"{'the series' if s.key == 'series' else f'series {s.key!r}'} has {s.n_hist} "
+            f"values but the model reads {back} steps of history; give at least {back} rows"
+        )
+    ext = extend(s, c.horizon, model.freq, c.columns["future_covariates"])
+    sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))
+    return ext, sc, series_inputs(ext, sc, model.freq, model.cycles)
+
+
+def predict_frame(model, df) -> pd.DataFrame:
+    """Forecaster.predict: one row per series and step (see there)."""
+    c = model.config
+    cols = c.columns
     frames = []
-    for s in series:
-        back = model.window.back
-        if s.n_hist < back:
-            raise ValueError(
-                f"{'the series' if s.key == 'series' else f'series {s.key!r}'} has {s.n_hist} "
-                f"values but the model reads {back} steps of history; give at least {back} rows"
-            )
-        ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
-        sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))
-        inp = series_inputs(ext, sc, model.freq, model.cycles)
+    for s in _series(model, df):
+        ext, sc, inp = _forecast_inputs(model, s)
         q = forecast_scaled(model, inp, [s.n_hist])[0] * sc.scale + sc.loc  # (H, Q)
         f = pd.DataFrame({cols["time"]: ext.time[s.n_hist :]})
         if cols["id"] is not None:
@@ -131,20 +143,9 @@ def lstm_window(model, df) -> tuple[np.ndarray, str]:
     """What the network's LSTM reads for the forecast from the end of the first series in df:
     x (C, I) float32 (scaled target, its differences, covariates and calendar features, as
     `assemble` builds them), and that series' key. For `longshort inspect gates`."""
-    from .prepare import prepare
-
-    c = model.config
-    cols = c.columns
-    series, _ = prepare(df, cols["time"], cols["target"], cols["id"], cols["covariates"],
-                        cols["future_covariates"], model.freq)  # fmt: skip
-    s, back = series[0], model.window.back
-    if s.n_hist < back:
-        raise ValueError(f"the series has {s.n_hist} values but the model reads {back} steps of "
-                         f"history; give at least {back} rows")  # fmt: skip
-    ext = extend(s, c.horizon, model.freq, cols["future_covariates"])
-    sc = model.scalers.get(s.key) or Scaler.fit(s, s.n_hist, residual_lag(model))
-    inp = series_inputs(ext, sc, model.freq, model.cycles)
-    zb, pb, kb, _ = gather(inp, np.array([s.n_hist]), back, c.horizon)
+    s = _series(model, df)[0]
+    _, _, inp = _forecast_inputs(model, s)
+    zb, pb, kb, _ = gather(inp, np.array([s.n_hist]), model.window.back, model.config.horizon)
     x, _, _ = assemble(zb, pb, kb, 0, model.window, rscale=inp.rscale)
     return x[0], s.key
 

@@ -17,9 +17,9 @@ forward, which took a (128, 50, 128, 512) forward with its cache from ~50 to 78-
 `reusable_empty` serves arrays that large from a small per-thread pool of blocks instead. A
 block is handed out again only when no array views it any more (its reference count, checked
 at each request), so a cache a caller still holds is never overwritten; `release_pool()` hands
-a thread's blocks back (a process that has finished training with large batches). (Turning glibc's mmap
-off instead, mallopt(M_MMAP_MAX, 0), did the same for us, but for every library in the
-process: torch.nn.LSTM's training steps in the same process got 25-50 % faster with it.)
+a thread's blocks back (a process that has finished training with large batches). (Turning
+glibc's mmap off instead, mallopt(M_MMAP_MAX, 0), did the same for us, but for every library in
+the process: torch.nn.LSTM's training steps in the same process got 25-50 % faster with it.)
 """
 
 from __future__ import annotations

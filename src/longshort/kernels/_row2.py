@@ -152,7 +152,7 @@ def _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, syn
 
 @njit(nogil=True, cache=True)
 def _pair_setup(x, w_ih, w_hh, b_ih, b_hh, h0, c0, cache):
-    """forward_pair_from's panels and buffers, outside its parallel region (see
+    """forward_pair's panels and buffers, outside its parallel region (see
     _lstm_loops._forward_setup): (wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, sync)."""
     T, H, dt = x.shape[1], w_hh.shape[1], x.dtype
     wpk_ih, bk, wpk_hh = pack_parts(w_ih, w_hh, b_ih + b_hh)
@@ -166,11 +166,13 @@ def _pair_setup(x, w_ih, w_hh, b_ih, b_hh, h0, c0, cache):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def forward_pair_from(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lens, cache):
-    """forward_pair from the weights and the initial state (1, H) each, in ONE compiled call:
-    the panels and buffers are made here (the Python around a (1, 100, 32, 128) forward took
-    26 of its 150 us, half of it the packing called from Python). Returns (y, hbuf, cbuf,
-    tbuf, z); z holds the gates when cache."""
+def forward_pair(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lens, cache):
+    """The forward of x (1, T, I) from the weights and the initial state h0, c0 (1, H), the two
+    parts on two threads (module docstring), in ONE compiled call: the panels and buffers are
+    made here (the Python around a (1, 100, 32, 128) forward took 26 of its 150 us, half of it
+    the packing called from Python). lens (1,). Returns (y (1, T, H), hbuf, cbuf (1, S, H) with
+    S = T + 1 when cache else a ring of 2, tbuf (1, T or 1, H), z (1, T or 1, 4H): the gates in
+    the cache's layout when cache)."""
     wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, sync = _pair_setup(
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, cache
     )
@@ -180,15 +182,3 @@ def forward_pair_from(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lens, cache):
         _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync)
     set_threads(threads)
     return y, hbuf, cbuf, tbuf, z
-
-
-@njit(parallel=True, cache=True, nogil=True)
-def forward_pair(x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache):
-    """x (1, T, I); hbuf, cbuf (1, S, H) with state 0 in [:, 0]; tbuf (1, T or 1, H); y (1, T, H);
-    z (1, T, 4H) the gates when cache (else unused); zk (2, T, 2H) scratch; lens (1,)."""
-    threads = get_threads()
-    set_threads(1)
-    sync = np.zeros(SYNC, np.int64)
-    for k in prange(2):
-        _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync)
-    set_threads(threads)

@@ -175,7 +175,7 @@ def lstm_forward(x, state0, weights, lengths=None, need_cache=True):
     elif _row2.usable(B, T, I, H) and _num_threads() > 1 and _PARALLEL.acquire(False):
         try:  # a batch of one on two cores, each with half of the hidden units (_row2.py)
             lens = np.full(1, T, np.int64) if mask is None else _lens(mask, B, T)
-            y, hbuf, cbuf, tbuf, z = _row2.forward_pair_from(
+            y, hbuf, cbuf, tbuf, z = _row2.forward_pair(
                 x, w.w_ih, w.w_hh, w.b_ih, w.b_hh, h0, c0, lens, bool(need_cache)
             )
         finally:
