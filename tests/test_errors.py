@@ -136,3 +136,61 @@ def test_interlayer_dropout_only_in_training():
     m.train()
     y3, _ = m(x)
     assert not np.allclose(y1, y3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 1234, -1])
+def test_nan_or_inf_found_by_the_compiled_check(dtype, bad, where):
+    """The layers' fast path (an input already C-contiguous in the layer's dtype) scans x with
+    the compiled all_finite (kernels/_finite.py): one bad value anywhere is found, and values
+    as large as the dtype allows are not mistaken for inf."""
+    from longshort._validate import all_finite
+
+    lstm = ls.nn.LSTM(5, 3, dtype=dtype, seed=0)
+    x = np.full((4, 100, 5), np.finfo(dtype).max, dtype)  # x - x = 0 even here
+    x[0, 0, 0] = -np.finfo(dtype).max
+    assert all_finite(x)
+    lstm(x, need_cache=False)
+    x.reshape(-1)[where] = bad
+    assert not all_finite(x)
+    assert not all_finite(x[..., ::2])  # not contiguous: NumPy's check
+    with pytest.raises(ValueError, match="x contains 1 NaN or inf"):
+        lstm(x)
+    assert all_finite(np.zeros((0, 3), dtype))
+    h0 = np.zeros((1, 4, 3), dtype)
+    h0[0, 3, 2] = bad
+    with pytest.raises(ValueError, match="h0 contains 1 NaN or inf"):
+        lstm(np.zeros((4, 2, 5), dtype), (h0, np.zeros_like(h0)))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"impl": "fused"},
+        {"impl": "reference"},
+        {"impl": "fused", "bidirectional": True, "num_layers": 2},
+        {"impl": "fused", "checkpoint_every": 3},
+        {"impl": "fused", "peepholes": True},
+    ],
+)
+def test_shared_zero_state_is_never_written(kw):
+    """forward() without a state reads zeros shared between calls (nn/recurrent.py _zeros):
+    nothing a training step or a streaming step does may write into them."""
+    from longshort.nn import recurrent
+
+    rng = np.random.default_rng(0)
+    lstm = ls.nn.LSTM(3, 4, seed=0, **kw)
+    x = rng.standard_normal((2, 7, 3)).astype(np.float32)
+    for _ in range(2):
+        y, (h, c) = lstm(x)
+        h += 1.0  # the returned state is the caller's to change
+        c += 1.0
+        dx, (dh0, dc0) = lstm.backward(np.ones_like(y), (np.ones_like(h), np.ones_like(c)))
+        dh0 += 1.0
+    if not lstm.bidirectional:
+        lstm.step(x[:, 0])
+    for z in recurrent._ZEROS.values():
+        assert not z.any()
+    y2, _ = lstm(x)
+    np.testing.assert_array_equal(y2, y)

@@ -6,6 +6,23 @@ from pathlib import Path
 
 import numpy as np
 
+_FINITE = []  # [the compiled all_finite] once loaded, or [None] without Numba
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when the float array `a` holds no NaN or inf: one compiled pass when `a` is
+    C-contiguous float32/float64 and Numba is there (kernels/_finite.py), else NumPy's."""
+    if not _FINITE:
+        try:
+            from .kernels._finite import all_finite as fn
+        except ImportError:  # no Numba: NumPy below
+            fn = None
+        _FINITE.append(fn)
+    fn = _FINITE[0]
+    if fn is not None and a.flags.c_contiguous and a.dtype.char in "fd" and a.size:
+        return bool(fn(a))
+    return bool(np.isfinite(a).all())
+
 
 def as_float_array(x, name: str, dtype, ndim: int | None = None) -> np.ndarray:
     """Convert to a float array of `dtype`, checking rank and finiteness."""
@@ -38,7 +55,7 @@ def check_sequence_input(x, input_size: int, dtype, layer: str) -> np.ndarray:
         and x.shape[1] > 0
         and x.flags.c_contiguous
     ):  # the common case, kept cheap: a streaming layer call is mostly this overhead
-        if np.isfinite(x).all():
+        if all_finite(x):
             return x
         return as_float_array(x, "x", dtype)  # raises, counting the bad values
     a = np.asarray(x) if not isinstance(x, np.ndarray) else x
@@ -82,7 +99,7 @@ def check_state(s, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         and s.dtype == dtype
         and s.shape == shape
         and s.flags.c_contiguous
-        and np.isfinite(s).all()
+        and all_finite(s)
     ):  # the common case (a state the layer returned), kept cheap
         return s
     a = as_float_array(s, name, dtype)

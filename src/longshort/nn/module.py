@@ -76,7 +76,12 @@ class Module:
             yield from m.named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+        """Every parameter, in named_parameters()'s order (built without the names: zero_grad
+        and the optimisers ask for this list at every step)."""
+        out = list(self._parameters.values())
+        for m in self._modules.values():
+            out += m.parameters()
+        return out
 
     def modules(self) -> Iterator[Module]:
         yield self
@@ -97,7 +102,7 @@ class Module:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad[...] = 0
+            p.grad.fill(0)
 
     # --- state dicts ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
