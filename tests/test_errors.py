@@ -158,6 +158,11 @@ def test_nan_or_inf_found_by_the_compiled_check(dtype, bad, where):
     with pytest.raises(ValueError, match="x contains 1 NaN or inf"):
         lstm(x)
     assert all_finite(np.zeros((0, 3), dtype))
+    swapped = x.astype(x.dtype.newbyteorder())  # not native: NumPy's check
+    assert not all_finite(swapped)
+    ro = np.ones(5, dtype)
+    ro.flags.writeable = False
+    assert all_finite(ro)
     h0 = np.zeros((1, 4, 3), dtype)
     h0[0, 3, 2] = bad
     with pytest.raises(ValueError, match="h0 contains 1 NaN or inf"):

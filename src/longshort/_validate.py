@@ -19,7 +19,13 @@ def all_finite(a: np.ndarray) -> bool:
             fn = None
         _FINITE.append(fn)
     fn = _FINITE[0]
-    if fn is not None and a.flags.c_contiguous and a.dtype.char in "fd" and a.size:
+    if (
+        fn is not None
+        and a.flags.c_contiguous
+        and a.dtype.char in "fd"
+        and a.dtype.isnative
+        and a.size
+    ):
         return bool(fn(a))
     return bool(np.isfinite(a).all())
 
