@@ -170,32 +170,39 @@ def test_nan_or_inf_found_by_the_compiled_check(dtype, bad, where):
 
 
 @pytest.mark.parametrize(
-    "kw",
+    "cls, kw",
     [
-        {"impl": "fused"},
-        {"impl": "reference"},
-        {"impl": "fused", "bidirectional": True, "num_layers": 2},
-        {"impl": "fused", "checkpoint_every": 3},
-        {"impl": "fused", "peepholes": True},
+        ("LSTM", {"impl": "fused"}),
+        ("LSTM", {"impl": "reference"}),
+        ("LSTM", {"impl": "fused", "bidirectional": True, "num_layers": 2}),
+        ("LSTM", {"impl": "fused", "checkpoint_every": 3}),
+        ("LSTM", {"impl": "fused", "peepholes": True}),
+        ("GRU", {"impl": "fused"}),
+        ("GRU", {"impl": "reference", "num_layers": 2}),
+        ("RNN", {"impl": "fused"}),
+        ("RNN", {"impl": "reference", "bidirectional": True}),
     ],
 )
-def test_shared_zero_state_is_never_written(kw):
+def test_shared_zero_state_is_never_written(cls, kw):
     """forward() without a state reads zeros shared between calls (nn/recurrent.py _zeros):
     nothing a training step or a streaming step does may write into them."""
     from longshort.nn import recurrent
 
     rng = np.random.default_rng(0)
-    lstm = ls.nn.LSTM(3, 4, seed=0, **kw)
+    layer = getattr(ls.nn, cls)(3, 4, seed=0, **kw)
     x = rng.standard_normal((2, 7, 3)).astype(np.float32)
     for _ in range(2):
-        y, (h, c) = lstm(x)
-        h += 1.0  # the returned state is the caller's to change
-        c += 1.0
-        dx, (dh0, dc0) = lstm.backward(np.ones_like(y), (np.ones_like(h), np.ones_like(c)))
-        dh0 += 1.0
-    if not lstm.bidirectional:
-        lstm.step(x[:, 0])
+        y, state = layer(x)
+        parts = state if isinstance(state, tuple) else (state,)
+        for s in parts:
+            s += 1.0  # the returned state is the caller's to change
+        dstate = tuple(np.ones_like(s) for s in parts)
+        _, ds0 = layer.backward(np.ones_like(y), dstate if cls == "LSTM" else dstate[0])
+        for d in ds0 if isinstance(ds0, tuple) else (ds0,):
+            d += 1.0
+    if not layer.bidirectional:
+        layer.step(x[:, 0])
     for z in recurrent._ZEROS.values():
         assert not z.any()
-    y2, _ = lstm(x)
+    y2, _ = layer(x)
     np.testing.assert_array_equal(y2, y)
