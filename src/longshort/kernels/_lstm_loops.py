@@ -8,42 +8,75 @@ one compiled call that also makes its buffers and weight panels.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
 from ._tiles import NR, pack, pack_t, pgemm, pgemm_nt, pgemv, pgemv_nt, prefetch, tgemm
 
-# Loops run from 0 over views (z[:H], ...): offset indices such as z[2 * H + j] keep Numba from
-# proving indices non-negative, and the wraparound check stopped LLVM vectorising (4x slower).
-# No float literals either: 1.0 - x would promote float32 to float64.
+# The per-row loops index whole arrays flattened once per call (z.reshape(-1)) at an offset, with
+# unsigned indices (uint64): a view such as z[r, t] or z[:H] costs an atomic reference count
+# increment and decrement (Numba's NRT) each time it is made, ~30 of them per row and step; the
+# locked instructions also wait for the row's pending stores. Forward activations of a
+# (16, 100, 32, 128) chunk on one core: 350-430 -> 200-260 us. Signed offset indices such as
+# z[2 * H + j] would instead keep Numba's negative-index wraparound, which stopped LLVM
+# vectorising (4x slower). No float literals either: 1.0 - x would promote float32 to float64.
+
+
+@njit(**JIT)
+def _copy(dst, do, src, so, n):
+    """dst[do : do + n] = src[so : so + n] (flat arrays, offsets)."""
+    do, so = uint64(do), uint64(so)
+    for j in range(uint64(n)):
+        dst[do + j] = src[so + j]
+
+
+@njit(**JIT)
+def _zero(dst, do, n):
+    """dst[do : do + n] = 0 (a flat array, an offset)."""
+    do = uint64(do)
+    for j in range(uint64(n)):
+        dst[do + j] = 0
+
+
+@njit(**JIT)
+def _activate_at(z, zo, b, H):
+    """z[zo : zo + 4H] pre-activations + b (4H,) -> gates in place: sigmoid on i, f, o; tanh on
+    g (z flat)."""
+    zo, H2, Hu = uint64(zo), uint64(2 * H), uint64(H)
+    for j in range(H2):
+        z[zo + j] = sigmoid_(z[zo + j] + b[j])
+    for j in range(H2, H2 + Hu):
+        z[zo + j] = tanh_(z[zo + j] + b[j])
+    for j in range(H2 + Hu, H2 + H2):
+        z[zo + j] = sigmoid_(z[zo + j] + b[j])
 
 
 @njit(**JIT)
 def _activate(z, b, H):
     """z (4H,) pre-activations + b (4H,) -> gates in place: sigmoid on i, f, o; tanh on g."""
-    s, bs = z[: 2 * H], b[: 2 * H]
-    for j in range(2 * H):
-        s[j] = sigmoid_(s[j] + bs[j])
-    g, bg = z[2 * H : 3 * H], b[2 * H : 3 * H]
-    for j in range(H):
-        g[j] = tanh_(g[j] + bg[j])
-    o, bo = z[3 * H :], b[3 * H :]
-    for j in range(H):
-        o[j] = sigmoid_(o[j] + bo[j])
+    _activate_at(z, 0, b, H)
+
+
+@njit(**JIT)
+def _cell_at(z, zo, cp, po, cn, no, tc, to, hn, ho, H):
+    """Gates z[zo : zo + 4H], c_{t-1} = cp[po : po + H] -> c_t, tanh(c_t), h_t into cn, tc, hn
+    at their offsets (flat arrays); one output array per loop."""
+    zo, po, no, to, ho, Hu = uint64(zo), uint64(po), uint64(no), uint64(to), uint64(ho), uint64(H)
+    fo, go, oo = zo + Hu, zo + Hu + Hu, zo + Hu + Hu + Hu
+    for j in range(Hu):
+        cn[no + j] = z[fo + j] * cp[po + j] + z[zo + j] * z[go + j]
+    for j in range(Hu):
+        tc[to + j] = tanh_(cn[no + j])
+    for j in range(Hu):
+        hn[ho + j] = z[oo + j] * tc[to + j]
 
 
 @njit(**JIT)
 def _cell(z, cp, cn, tc, hn, H):
     """Gates z (4H,), c_{t-1} (H,) -> c_t, tanh(c_t), h_t; one output array per loop."""
-    i, f, g, o = z[:H], z[H : 2 * H], z[2 * H : 3 * H], z[3 * H :]
-    for j in range(H):
-        cn[j] = f[j] * cp[j] + i[j] * g[j]
-    for j in range(H):
-        tc[j] = tanh_(cn[j])
-    for j in range(H):
-        hn[j] = o[j] * tc[j]
+    _cell_at(z, 0, cp, 0, cn, 0, tc, 0, hn, 0, H)
 
 
 @njit(**JIT)
@@ -61,6 +94,13 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
     Tz, G = z.shape[1], z.shape[2]
     H, S, St, nb = G // 4, hbuf.shape[1], tbuf.shape[1], b1 - b0
     packed = wp_hh.shape[1] > 0
+    zf, hf, cf, tf, yf = (
+        z.reshape(-1),
+        hbuf.reshape(-1),
+        cbuf.reshape(-1),
+        tbuf.reshape(-1),
+        y.reshape(-1),
+    )
     for t in range(T):
         tp, tn, tt, tz = t % S, (t + 1) % S, t % St, t % Tz
         zo = (b0 * Tz + tz) * G
@@ -73,15 +113,15 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
         else:
             gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
         for r in range(b0, b1):
-            zr, hn, cn, yr = z[r, tz], hbuf[r, tn], cbuf[r, tn], y[r, t]
-            _activate(zr, b, H)
-            _cell(zr, cbuf[r, tp], cn, tbuf[r, tt], hn, H)
+            zr, hp, hn = (r * Tz + tz) * G, (r * S + tp) * H, (r * S + tn) * H
+            _activate_at(zf, zr, b, H)
+            _cell_at(zf, zr, cf, hp, cf, hn, tf, (r * St + tt) * H, hf, hn, H)
             if t < lens[r]:
-                yr[:] = hn
+                _copy(yf, (r * T + t) * H, hf, hn, H)
             else:  # past the end: carry the state, output zero
-                hn[:] = hbuf[r, tp]
-                cn[:] = cbuf[r, tp]
-                yr[:] = 0.0
+                _copy(hf, hn, hf, hp, H)
+                _copy(cf, hn, cf, hp, H)
+                _zero(yf, (r * T + t) * H, H)
 
 
 @njit(**JIT)
@@ -150,22 +190,33 @@ def _forward_batch_par(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lens, need_cache, chun
 
 
 @njit(**JIT)
-def _dz_row(dzr, g4, tc, cp, dhb, dcb, H):
-    """One row of one step: dz (4H,) from the gates; dc (H,) becomes dc_t, then dc_t f."""
-    i, f, g, o = g4[:H], g4[H : 2 * H], g4[2 * H : 3 * H], g4[3 * H :]
-    di, df, dg, do = dzr[:H], dzr[H : 2 * H], dzr[2 * H : 3 * H], dzr[3 * H :]
-    for j in range(H):
-        dcb[j] += dhb[j] * o[j] - dhb[j] * o[j] * tc[j] * tc[j]
-    for j in range(H):
-        do[j] = dhb[j] * tc[j] * (o[j] - o[j] * o[j])
-    for j in range(H):
-        di[j] = dcb[j] * g[j] * (i[j] - i[j] * i[j])
-    for j in range(H):
-        df[j] = dcb[j] * cp[j] * (f[j] - f[j] * f[j])
-    for j in range(H):
-        dg[j] = dcb[j] * i[j] - dcb[j] * i[j] * g[j] * g[j]
-    for j in range(H):
-        dcb[j] *= f[j]
+def _dz_row(dz, zo, g4, go, tc, to, cp, po, dh, dc, ho, H):
+    """One row of one step (flat arrays, offsets): dz[zo : zo + 4H] from the gates
+    g4[go : go + 4H], tanh(c_t) tc[to:], c_{t-1} cp[po:] and dh[ho : ho + H];
+    dc[ho : ho + H] becomes dc_t, then dc_t f."""
+    zo, go, to, po, ho, Hu = uint64(zo), uint64(go), uint64(to), uint64(po), uint64(ho), uint64(H)
+    i, f, g, o = go, go + Hu, go + Hu + Hu, go + Hu + Hu + Hu
+    di, df, dg, do = zo, zo + Hu, zo + Hu + Hu, zo + Hu + Hu + Hu
+    for j in range(Hu):
+        dc[ho + j] += dh[ho + j] * g4[o + j] - dh[ho + j] * g4[o + j] * tc[to + j] * tc[to + j]
+    for j in range(Hu):
+        dz[do + j] = dh[ho + j] * tc[to + j] * (g4[o + j] - g4[o + j] * g4[o + j])
+    for j in range(Hu):
+        dz[di + j] = dc[ho + j] * g4[g + j] * (g4[i + j] - g4[i + j] * g4[i + j])
+    for j in range(Hu):
+        dz[df + j] = dc[ho + j] * cp[po + j] * (g4[f + j] - g4[f + j] * g4[f + j])
+    for j in range(Hu):
+        dz[dg + j] = dc[ho + j] * g4[i + j] - dc[ho + j] * g4[i + j] * g4[g + j] * g4[g + j]
+    for j in range(Hu):
+        dc[ho + j] *= g4[f + j]
+
+
+@njit(**JIT)
+def _add(dst, do, src, so, n):
+    """dst[do : do + n] += src[so : so + n] (flat arrays, offsets)."""
+    do, so = uint64(do), uint64(so)
+    for j in range(uint64(n)):
+        dst[do + j] += src[so + j]
 
 
 @njit(**JIT)
@@ -180,10 +231,18 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
     for r in range(b0, b1):
         full = full and lens[r] >= T
     out = dh if full else tmp  # rows past their end must keep dh, so go through tmp
+    gf, cf, tf, dzf, dyf = (
+        gates.reshape(-1),
+        cs.reshape(-1),
+        tcs.reshape(-1),
+        dz.reshape(-1),
+        dy.reshape(-1),
+    )
+    dhf, dcf, tmpf = dh.reshape(-1), dc.reshape(-1), tmp.reshape(-1)
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):
             if t >= lens[r]:
-                dz[r, t] = 0.0
+                _zero(dzf, (r * T + t) * Gp, Gp)
                 continue
             if t > 0:  # this row's next (earlier) step, while this one computes
                 prefetch(gates, (r * T + t - 1) * G, G)
@@ -191,12 +250,10 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
                 prefetch(cs, (r * (T + 1) + t - 1) * H, H)
                 if has_dy:
                     prefetch(dy, (r * T + t - 1) * H, H)
-            dhb = dh[r]
             if has_dy:
-                dyr = dy[r, t]
-                for j in range(H):
-                    dhb[j] += dyr[j]
-            _dz_row(dz[r, t], gates[r, t], tcs[r, t], cs[r, t], dhb, dc[r], H)
+                _add(dhf, r * H, dyf, (r * T + t) * H, H)
+            _dz_row(dzf, (r * T + t) * Gp, gf, (r * T + t) * G, tf, (r * T + t) * H,
+                    cf, (r * (T + 1) + t) * H, dhf, dcf, r * H, H)  # fmt: skip
         if wp_hh.shape[1] == 0:  # a short single row: gemv on W_hh
             gemv(TRANS, G, H, w_hh, 0, H, dz, (b0 * T + t) * Gp, 0.0, out, b0 * H)
         elif wp_hh.shape[2] != NR:  # a batch of one: the one-row layout (_tiles.pack_rows)
@@ -207,7 +264,7 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:
-                    dh[r] = tmp[r]
+                    _copy(dhf, r * H, tmpf, r * H, H)
 
 
 # input sizes up to which dW_ih goes through the tiles (BLAS was faster above)
@@ -225,18 +282,15 @@ def gather_panels(x, hs, b0, k0, k1, out):
     """[x_t, h_(t-1)] of the rows k0 <= k < k1 of batch rows b0.. (k = (b - b0) T + t) as
     32-column panels: out (P, >= k1 - k0, 32), P = (I + H) // 32; I and H multiples of 32."""
     T, I, H = x.shape[1], x.shape[2], hs.shape[2]
-    PI = I // NR
+    PI, Pn = I // NR, out.shape[1]
+    xf, hf, of = x.reshape(-1), hs.reshape(-1), out.reshape(-1)
     for k in range(k0, k1):
         b, t, q = b0 + k // T, k % T, k - k0
-        xr, hr = x[b, t], hs[b, t]
+        xo, ho = (b * T + t) * I, (b * (T + 1) + t) * H
         for p in range(PI):
-            d, src = out[p, q], xr[p * NR : (p + 1) * NR]
-            for j in range(NR):
-                d[j] = src[j]
+            _copy(of, (p * Pn + q) * NR, xf, xo + p * NR, NR)
         for p in range(H // NR):
-            d, src = out[PI + p, q], hr[p * NR : (p + 1) * NR]
-            for j in range(NR):
-                d[j] = src[j]
+            _copy(of, ((PI + p) * Pn + q) * NR, hf, ho + p * NR, NR)
 
 
 @njit(**JIT)
@@ -254,12 +308,10 @@ def _joint_grads(dz, x, hs, dw_ih, dw_hh, b0, b1):
         gather_panels(x, hs, b0, k0, k0 + kn, xh)
         beta = 0.0 if k0 == 0 else 1.0
         tgemm(G, N, kn, dz, (b0 * T + k0) * Gp, 1, Gp, xh, 0, NR, NR * piece, beta, out, 0, N, kb)
+    of, af, cf = out.reshape(-1), dw_ih.reshape(-1), dw_hh.reshape(-1)
     for g in range(G):
-        src, a, c = out[g], dw_ih[g], dw_hh[g]
-        for j in range(I):
-            a[j] = src[j]
-        for j in range(H):
-            c[j] = src[I + j]
+        _copy(af, g * I, of, g * N, I)
+        _copy(cf, g * H, of, g * N + I, H)
 
 
 @njit(**JIT)
@@ -321,9 +373,9 @@ def weight_grads(dz, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1):
     else:
         _separate_grads(dz, x, hs, dw_ih, dw_hh, b0, b1)
     db[:] = 0.0
-    for b in range(b0, b1):
-        for t in range(T):
-            db += dz[b, t, :G]
+    dzf = dz.reshape(-1)
+    for k in range(b0 * T, b1 * T):
+        _add(db, 0, dzf, k * Gp, G)
 
 
 @njit(**JIT)
@@ -350,12 +402,10 @@ def fold(parts, k, n):
     second axis: core k's share of adding the chunks' partial sums (parts (chunks, G, ...)
     C-contiguous) into the first chunk's."""
     g0, g1 = k * parts.shape[1] // n, (k + 1) * parts.shape[1] // n
-    q = parts.reshape(parts.shape[0], parts.shape[1], -1)
-    for c in range(1, q.shape[0]):
-        for g in range(g0, g1):
-            dst, src = q[0, g], q[c, g]
-            for j in range(dst.shape[0]):
-                dst[j] += src[j]
+    row = parts.size // (parts.shape[0] * parts.shape[1])  # elements per gate row
+    chunk, flat = parts.shape[1] * row, parts.reshape(-1)
+    for c in range(1, parts.shape[0]):  # rows g0:g1 of a chunk are one contiguous run
+        _add(flat, g0 * row, flat, c * chunk + g0 * row, (g1 - g0) * row)
 
 
 @njit(**JIT)
