@@ -30,13 +30,13 @@ its own cache line).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from . import _threads
 from ._atomic import cas, load_acquire, sched_yield, spin_pause, store_release
 from ._blas import get_threads, set_threads
-from ._jit import JIT
-from ._lstm_loops import _activate, _cell
+from ._jit import JIT, sigmoid_, tanh_
+from ._lstm_loops import _cell_at, _copy, _zero
 from ._tiles import NR, grow, tgemm, transpose_into
 
 PAIR_MIN_T = 16  # shorter sequences: one core (the region's start costs more than it saves)
@@ -82,45 +82,60 @@ def pack_parts(w_ih, w_hh, b):
 @njit(**JIT)
 def _project(k, x, wpk_ih, zk):
     """zk[k] (T, 2H) = x_t W_ih,k^T for every step."""
-    T, I, G2 = x.shape[1], x.shape[2], zk.shape[2]
-    tgemm(T, G2, I, x, 0, I, 1, wpk_ih[k], 0, NR, NR * I, 0.0, zk[k], 0, G2, I)
+    T, I, G2, P = x.shape[1], x.shape[2], zk.shape[2], wpk_ih.shape[1]
+    tgemm(T, G2, I, x, 0, I, 1, wpk_ih, k * P * I * NR, NR, NR * I, 0.0, zk, k * T * G2, G2, I)
 
 
 @njit(**JIT)
-def _half(k, t, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache):
-    """Part k's step t: its gates from h_{t-1} (all of it), then its units' c_t, h_t, y_t."""
-    S, H, St = hbuf.shape[1], hbuf.shape[2], tbuf.shape[1]
+def _activate_b(z, zo, b, bo, U):
+    """_lstm_loops._activate_at with the bias at b[bo : bo + 4U] (flat arrays, offsets)."""
+    zo, bo, U2, Uu = uint64(zo), uint64(bo), uint64(2 * U), uint64(U)
+    for j in range(U2):
+        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
+    for j in range(U2, U2 + Uu):
+        z[zo + j] = tanh_(z[zo + j] + b[bo + j])
+    for j in range(U2 + Uu, U2 + U2):
+        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
+
+
+@njit(**JIT)
+def _half(k, t, wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf, lens, cache, T, S, St, H):
+    """Part k's step t: its gates from h_{t-1} (all of it), then its units' c_t, h_t, y_t.
+    Flat arrays (_part): zkf = zk, hf, cf = hbuf, cbuf (S, H), tf = tbuf (St, H), yf = y, zf = z;
+    wh0, wh1 = wpk_hh[0], wpk_hh[1] (the tiles take a part's panels as an array)."""
     U, G2 = H // 2, 2 * H
     tp, tn, u0 = t % S, (t + 1) % S, k * U
-    zkk = zk[k]
-    grow(G2 // NR, H, hbuf, tp * H, 1, wpk_hh[k], 1.0, zkk, t * G2)
-    zr = zkk[t]
-    _activate(zr, bk[k], U)
-    hn, cn, cp = hbuf[0, tn, u0 : u0 + U], cbuf[0, tn, u0 : u0 + U], cbuf[0, tp, u0 : u0 + U]
-    _cell(zr, cp, cn, tbuf[0, t % St, u0 : u0 + U], hn, U)
-    yr = y[0, t, u0 : u0 + U]
+    zo = (k * T + t) * G2
+    if k == 0:
+        grow(G2 // NR, H, hf, tp * H, 1, wh0, 1.0, zkf, zo)
+    else:
+        grow(G2 // NR, H, hf, tp * H, 1, wh1, 1.0, zkf, zo)
+    _activate_b(zkf, zo, bkf, k * G2, U)
+    hp, hn, yo = tp * H + u0, tn * H + u0, t * H + u0
+    _cell_at(zkf, zo, cf, hp, cf, hn, tf, (t % St) * H + u0, hf, hn, U)
     if t < lens[0]:
-        yr[:] = hn
+        _copy(yf, yo, hf, hn, U)
     else:  # past the end: carry the state, output zero
-        hn[:] = hbuf[0, tp, u0 : u0 + U]
-        cn[:] = cp
-        yr[:] = 0.0
+        _copy(hf, hn, hf, hp, U)
+        _copy(cf, hn, cf, hp, U)
+        _zero(yf, yo, U)
     if cache:  # the gates in the cache's layout (B, T, 4H)
-        zt = z[0, t]
         for q in range(4):
-            zt[q * H + u0 : q * H + u0 + U] = zr[q * U : (q + 1) * U]
+            _copy(zf, t * 4 * H + q * H + u0, zkf, zo + q * U, U)
 
 
 @njit(**JIT)
-def _claim_and_run(p, t, x, wpk_ih, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync):
+def _claim_and_run(p, t, x, wpk_ih, zk, wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf, lens, cache, dims,
+                   sync):  # fmt: skip
     """Compute half-step (p, t) if this thread wins its claim (claim[p]: t -> t + 1), then
     publish it (progress[p] = t + 1); False if another thread has it. Part p's step 0 also
-    does its input products."""
+    does its input products. dims = (T, S, St, H)."""
     if not cas(sync, CLAIM + 8 * p, t, t + 1):
         return False
     if t == 0:
         _project(p, x, wpk_ih, zk)
-    _half(p, t, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache)
+    T, S, St, H = dims
+    _half(p, t, wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf, lens, cache, T, S, St, H)
     store_release(sync, DONE + 8 * p, t + 1)
     return True
 
@@ -128,15 +143,42 @@ def _claim_and_run(p, t, x, wpk_ih, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens
 @njit(**JIT)
 def _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync):
     """One thread's walk through the steps: at each step its own half first, then the other's,
-    each either computed here (own: at once; other's: after `patience` waits) or awaited."""
+    each either computed here (own: at once; other's: after `patience` waits) or awaited.
+    The buffers are flattened here, once (module docstring of _lstm_loops.py)."""
     T, patience, own = x.shape[1], STEAL, np.int64(k)  # (prange's index may be unsigned)
+    dims = (T, hbuf.shape[1], tbuf.shape[1], hbuf.shape[2])
+    wh0, wh1, bkf, zkf = wpk_hh[0], wpk_hh[1], bk.reshape(-1), zk.reshape(-1)
+    hf, cf, tf, yf, zf = (
+        hbuf.reshape(-1),
+        cbuf.reshape(-1),
+        tbuf.reshape(-1),
+        y.reshape(-1),
+        z.reshape(-1),
+    )
     for t in range(T):
         for q in range(2):
             p = own if q == 0 else 1 - own
             n = 0
             while load_acquire(sync, DONE + 8 * p) < t + 1:
                 if (q == 0 or n >= patience) and _claim_and_run(
-                    p, t, x, wpk_ih, wpk_hh, bk, zk, hbuf, cbuf, tbuf, y, z, lens, cache, sync
+                    p,
+                    t,
+                    x,
+                    wpk_ih,
+                    zk,
+                    wh0,
+                    wh1,
+                    bkf,
+                    zkf,
+                    hf,
+                    cf,
+                    tf,
+                    yf,
+                    zf,
+                    lens,
+                    cache,
+                    dims,
+                    sync,
                 ):
                     if q == 1:  # the other thread is away: do not wait long next time
                         patience = QUICK

@@ -1,116 +1,141 @@
 """One batch row of one step of the variant LSTM, shared by both variant kernels.
 
-Written as short loops from 0 over views (as _lstm_loops.py): a single loop with offset indices
-(z[2 * H + j]) and per-unit branches ran scalar, which cost the variants 30-60 % over the plain
-kernel; these vectorise. Options are branches around whole loops, not inside them.
-flags = (peepholes, clip, ...); `one` carries the dtype.
+Written as short loops over whole arrays flattened once per call, at unsigned (uint64) offsets,
+as _lstm_loops.py: a single loop with signed offset indices (z[2 * H + j]) and per-unit branches
+ran scalar, which cost the variants 30-60 % over the plain kernel, and a view per block (z[:H])
+costs an atomic reference count increment and decrement each time; these vectorise. Options are
+branches around whole loops, not inside them. No int literal may meet a uint64 index (Numba
+would compute in float64): offsets are sums of uint64 values. `gates_row_at` and `dz_row_at` take
+flat arrays and offsets (ph flat: its 3 rows at 0, H, 2H); `gates_row` and `dz_row` are the same
+on (4H,) / (H,) rows. flags = (peepholes, clip, ...); `one` carries the dtype.
 """
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit, uint64
 
 from ._jit import JIT, sigmoid_, tanh_
 
 
 @njit(**JIT)
-def gates_row(zr, b, cp, cn, tc, m, ph, keep, use_ph, use_k, k, inf, one, do_tanh):
-    """zr (4H,) pre-activations -> gates in place, plus bias b; c~ -> cn; when do_tanh,
-    tc = tanh(c~) and m = o tc. keep (4H,) gets the clip masks when use_k."""
-    G = len(zr)
-    H = G // 4
-    zi, zf, zg, zo = zr[:H], zr[H : 2 * H], zr[2 * H : 3 * H], zr[3 * H :]
+def gates_row_at(z, zo, b, cp, po, cn, no, tc, to, m, mo, ph, keep, ko, use_ph, use_k, k, inf,
+                 one, do_tanh, H):  # fmt: skip
+    """z[zo : zo + 4H] pre-activations -> gates in place, plus bias b (4H,); c_{t-1} =
+    cp[po:], c~ -> cn[no:]; when do_tanh, tc[to:] = tanh(c~) and m[mo:] = o tc. keep[ko : ko + 4H]
+    gets the clip masks when use_k. Flat arrays, offsets."""
+    zo, po, no, to, mo, ko = uint64(zo), uint64(po), uint64(no), uint64(to), uint64(mo), uint64(ko)
+    Hu = uint64(H)
+    H2 = Hu + Hu
+    H3, G = H2 + Hu, H2 + H2
+    zi, zf, zg, zq = zo, zo + Hu, zo + H2, zo + H3
     for j in range(G):
-        zr[j] += b[j]
+        z[zo + j] += b[j]
     if use_ph:
-        p0, p2 = ph[0], ph[2]
-        for j in range(H):
-            zi[j] += p0[j] * cp[j]
-        for j in range(H):
-            zf[j] += p2[j] * cp[j]
+        for j in range(Hu):
+            z[zi + j] += ph[j] * cp[po + j]
+        for j in range(Hu):
+            z[zf + j] += ph[H2 + j] * cp[po + j]
     if use_k:
-        for j in range(3 * H):
-            keep[j] = abs(zr[j]) < k
-        for j in range(3 * H):
-            zr[j] = min(max(zr[j], -k), k)
-    s = zr[: 2 * H]
-    for j in range(2 * H):
-        s[j] = sigmoid_(s[j])
-    for j in range(H):
-        zg[j] = tanh_(zg[j])
+        for j in range(H3):
+            keep[ko + j] = abs(z[zo + j]) < k
+        for j in range(H3):
+            z[zo + j] = min(max(z[zo + j], -k), k)
+    for j in range(H2):
+        z[zo + j] = sigmoid_(z[zo + j])
+    for j in range(Hu):
+        z[zg + j] = tanh_(z[zg + j])
     if inf:
-        for j in range(H):
-            zi[j] = one - zf[j]
-    for j in range(H):
-        cn[j] = zf[j] * cp[j] + zi[j] * zg[j]
+        for j in range(Hu):
+            z[zi + j] = one - z[zf + j]
+    for j in range(Hu):
+        cn[no + j] = z[zf + j] * cp[po + j] + z[zi + j] * z[zg + j]
     if use_ph:
-        p1 = ph[1]
-        for j in range(H):
-            zo[j] += p1[j] * cn[j]
+        for j in range(Hu):
+            z[zq + j] += ph[Hu + j] * cn[no + j]
     if use_k:
-        ko = keep[3 * H :]
-        for j in range(H):
-            ko[j] = abs(zo[j]) < k
-        for j in range(H):
-            zo[j] = min(max(zo[j], -k), k)
-    for j in range(H):
-        zo[j] = sigmoid_(zo[j])
+        kq = ko + H3
+        for j in range(Hu):
+            keep[kq + j] = abs(z[zq + j]) < k
+        for j in range(Hu):
+            z[zq + j] = min(max(z[zq + j], -k), k)
+    for j in range(Hu):
+        z[zq + j] = sigmoid_(z[zq + j])
     if do_tanh:
-        for j in range(H):
-            tc[j] = tanh_(cn[j])
-        for j in range(H):
-            m[j] = zo[j] * tc[j]
+        for j in range(Hu):
+            tc[to + j] = tanh_(cn[no + j])
+        for j in range(Hu):
+            m[mo + j] = z[zq + j] * tc[to + j]
+
+
+@njit(**JIT)
+def gates_row(zr, b, cp, cn, tc, m, ph, keep, use_ph, use_k, k, inf, one, do_tanh):
+    """gates_row_at on rows: zr (4H,), cp, cn, tc, m (H,), keep (4H,), ph (3, H)."""
+    gates_row_at(zr, 0, b, cp, 0, cn, 0, tc, 0, m, 0, ph.reshape(-1), keep, 0, use_ph, use_k, k,
+                 inf, one, do_tanh, len(zr) // 4)  # fmt: skip
+
+
+@njit(**JIT)
+def dz_row_at(dz, zo, g4, go, tc, to, cp, po, dm, mo, dct, co, dcn, no, dcp, qo, zc, zco, ph,
+              keep, ko, use_ph, use_k, use_zc, inf, one, dln_c, H):  # fmt: skip
+    """dz[zo : zo + 4H] of one row from the gates g4[go:], tanh(.) tc[to:], c_{t-1} cp[po:];
+    dm[mo : mo + H] the gradient w.r.t. m = o tanh(.), dct[co:] w.r.t. c_t (zero on a padded
+    step), zc[zco:] zoneout's keep-previous row. dcn[no:] is scratch that holds, on entry when
+    dln_c, the cell's layer-norm term of dc~. dcp[qo:] gets dc_{t-1}. Flat arrays, offsets."""
+    zo, go, to, po, mo = uint64(zo), uint64(go), uint64(to), uint64(po), uint64(mo)
+    co, no, qo, zco, ko = uint64(co), uint64(no), uint64(qo), uint64(zco), uint64(ko)
+    Hu = uint64(H)
+    H2 = Hu + Hu
+    H3 = H2 + Hu
+    i, f, g, o = go, go + Hu, go + H2, go + H3
+    di, df, dg, do = zo, zo + Hu, zo + H2, zo + H3
+    for j in range(Hu):
+        dz[do + j] = dm[mo + j] * tc[to + j] * (g4[o + j] - g4[o + j] * g4[o + j])
+    if not dln_c:
+        for j in range(Hu):
+            dcn[no + j] = dm[mo + j] * g4[o + j] - dm[mo + j] * g4[o + j] * tc[to + j] * tc[to + j]
+    if use_zc:
+        for j in range(Hu):
+            dcn[no + j] += dct[co + j] - dct[co + j] * zc[zco + j]
+    else:
+        for j in range(Hu):
+            dcn[no + j] += dct[co + j]
+    if use_k:
+        kq = ko + H3
+        for j in range(Hu):
+            dz[do + j] = dz[do + j] if keep[kq + j] else dz[do + j] * 0
+    if use_ph:
+        for j in range(Hu):
+            dcn[no + j] += dz[do + j] * ph[Hu + j]
+    for j in range(Hu):
+        dz[dg + j] = dcn[no + j] * g4[i + j] - dcn[no + j] * g4[i + j] * g4[g + j] * g4[g + j]
+    if inf:  # i = 1 - f
+        for j in range(Hu):
+            dz[df + j] = (dcn[no + j] * cp[po + j] - dcn[no + j] * g4[g + j]) * (
+                g4[f + j] - g4[f + j] * g4[f + j]
+            )
+        for j in range(Hu):
+            dz[di + j] = dcn[no + j] * 0
+    else:
+        for j in range(Hu):
+            dz[df + j] = dcn[no + j] * cp[po + j] * (g4[f + j] - g4[f + j] * g4[f + j])
+        for j in range(Hu):
+            dz[di + j] = dcn[no + j] * g4[g + j] * (g4[i + j] - g4[i + j] * g4[i + j])
+    if use_k:
+        for j in range(H3):
+            dz[zo + j] = dz[zo + j] if keep[ko + j] else dz[zo + j] * 0
+    for j in range(Hu):
+        dcp[qo + j] = dcn[no + j] * g4[f + j]
+    if use_ph:
+        for j in range(Hu):
+            dcp[qo + j] += dz[di + j] * ph[j] + dz[df + j] * ph[H2 + j]
+    if use_zc:
+        for j in range(Hu):
+            dcp[qo + j] += dct[co + j] * zc[zco + j]
 
 
 @njit(**JIT)
 def dz_row(dzr, g4, tc, cp, dm, dct, dcn, dcp, zc, ph, keep, use_ph, use_k, use_zc, inf, one,
            dln_c):  # fmt: skip
-    """dz (4H,) of one row; dm (H,) the gradient w.r.t. m = o tanh(.), dct (H,) w.r.t. c_t
-    (zero on a padded step), zc (H,) zoneout's keep-previous row. dcn (H,) is scratch that holds,
-    on entry when dln_c, the cell's layer-norm term of dc~. dcp (H,) gets dc_{t-1}."""
-    G = len(dzr)
-    H = G // 4
-    i, f, g, o = g4[:H], g4[H : 2 * H], g4[2 * H : 3 * H], g4[3 * H :]
-    di, df, dg, do = dzr[:H], dzr[H : 2 * H], dzr[2 * H : 3 * H], dzr[3 * H :]
-    for j in range(H):
-        do[j] = dm[j] * tc[j] * (o[j] - o[j] * o[j])
-    if not dln_c:
-        for j in range(H):
-            dcn[j] = dm[j] * o[j] - dm[j] * o[j] * tc[j] * tc[j]
-    if use_zc:
-        for j in range(H):
-            dcn[j] += dct[j] - dct[j] * zc[j]
-    else:
-        for j in range(H):
-            dcn[j] += dct[j]
-    if use_k:
-        for j in range(H):
-            do[j] = do[j] if keep[3 * H + j] else do[j] * 0
-    if use_ph:
-        p1 = ph[1]
-        for j in range(H):
-            dcn[j] += do[j] * p1[j]
-    for j in range(H):
-        dg[j] = dcn[j] * i[j] - dcn[j] * i[j] * g[j] * g[j]
-    if inf:  # i = 1 - f
-        for j in range(H):
-            df[j] = (dcn[j] * cp[j] - dcn[j] * g[j]) * (f[j] - f[j] * f[j])
-        for j in range(H):
-            di[j] = dcn[j] * 0
-    else:
-        for j in range(H):
-            df[j] = dcn[j] * cp[j] * (f[j] - f[j] * f[j])
-        for j in range(H):
-            di[j] = dcn[j] * g[j] * (i[j] - i[j] * i[j])
-    if use_k:
-        for j in range(3 * H):
-            dzr[j] = dzr[j] if keep[j] else dzr[j] * 0
-    for j in range(H):
-        dcp[j] = dcn[j] * f[j]
-    if use_ph:
-        p0, p2 = ph[0], ph[2]
-        for j in range(H):
-            dcp[j] += di[j] * p0[j] + df[j] * p2[j]
-    if use_zc:
-        for j in range(H):
-            dcp[j] += dct[j] * zc[j]
+    """dz_row_at on rows: dzr, g4 (4H,), tc, cp, dm, dct, dcn, dcp, zc (H,), keep (4H,), ph (3, H)."""
+    dz_row_at(dzr, 0, g4, 0, tc, 0, cp, 0, dm, 0, dct, 0, dcn, 0, dcp, 0, zc, 0, ph.reshape(-1),
+              keep, 0, use_ph, use_k, use_zc, inf, one, dln_c, len(dzr) // 4)  # fmt: skip

@@ -22,7 +22,7 @@ Rows past their length keep their state, output 0 and pass gradients through unc
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ..ops import gru as ref
 from ..ops.gru import GRUCache, GRUWeights
@@ -30,29 +30,32 @@ from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, sigmoid_, tanh_
-from ._lstm_loops import fold
+from ._lstm_loops import _add, _copy, _zero, fold
 from ._tiles import tgemm, transpose
 from .lstm import _c, _contig, _cores, _lens
 
-# As in _lstm_loops.py: loops run from 0 over views, one output array per loop, no float literals.
+# As in _lstm_loops.py: the per-row loops index whole arrays flattened once per call
+# (g.reshape(-1)) at uint64 offsets, no views inside the time and row loops (each costs an atomic
+# reference count increment and decrement); one output array per loop, no float literals.
 
 
 @njit(**JIT)
-def _cell(g3, gh, bi, bh, hp, hn, ghn, H):
-    """g3 (3H,) = x W_ih^T -> gates r, z, n in place; gh (3H,) = h_{t-1} W_hh^T; h_t into hn."""
-    r, z, n = g3[:H], g3[H : 2 * H], g3[2 * H :]
-    for j in range(H):
-        r[j] = sigmoid_(r[j] + bi[j] + gh[j] + bh[j])
-    zi, zh, zb, zc = bi[H : 2 * H], gh[H : 2 * H], bh[H : 2 * H], bi[2 * H :]
-    for j in range(H):
-        z[j] = sigmoid_(z[j] + zi[j] + zh[j] + zb[j])
-    nh, nb = gh[2 * H :], bh[2 * H :]
-    for j in range(H):
-        ghn[j] = nh[j] + nb[j]
-    for j in range(H):
-        n[j] = tanh_(n[j] + zc[j] + r[j] * ghn[j])
-    for j in range(H):
-        hn[j] = n[j] + z[j] * (hp[j] - n[j])
+def _cell(g, go, gh, ho, bi, bh, hb, po, no, ghn, so, H):
+    """g[go : go + 3H] = x W_ih^T -> gates r, z, n in place; gh[ho : ho + 3H] = h_{t-1} W_hh^T;
+    h_{t-1} = hb[po : po + H], h_t into hb[no : no + H], W_hn h_{t-1} + b_hn into ghn[so:]
+    (flat arrays, offsets)."""
+    go, ho, po, no, so, Hu = uint64(go), uint64(ho), uint64(po), uint64(no), uint64(so), uint64(H)
+    r, z, n, H2 = go, go + Hu, go + Hu + Hu, Hu + Hu
+    for j in range(Hu):
+        g[r + j] = sigmoid_(g[r + j] + bi[j] + gh[ho + j] + bh[j])
+    for j in range(Hu):
+        g[z + j] = sigmoid_(g[z + j] + bi[Hu + j] + gh[ho + Hu + j] + bh[Hu + j])
+    for j in range(Hu):
+        ghn[so + j] = gh[ho + H2 + j] + bh[H2 + j]
+    for j in range(Hu):
+        g[n + j] = tanh_(g[n + j] + bi[H2 + j] + g[r + j] * ghn[so + j])
+    for j in range(Hu):
+        hb[no + j] = g[n + j] + g[z + j] * (hb[po + j] - g[n + j])
 
 
 @njit(**JIT)
@@ -62,6 +65,13 @@ def _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, 
     G, S, Sn, nb = g.shape[2], hbuf.shape[1], ghn.shape[1], b1 - b0
     H = G // 3
     gemm(NO_TRANS, TRANS, nb * T, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, g, b0 * T * G, G)
+    gf, ghf, nf, hf, yf = (
+        g.reshape(-1),
+        gh.reshape(-1),
+        ghn.reshape(-1),
+        hbuf.reshape(-1),
+        y.reshape(-1),
+    )
     for t in range(T):
         tp, tn = t % S, (t + 1) % S
         if nb == 1:
@@ -70,34 +80,38 @@ def _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, 
             tgemm(nb, G, H, hbuf, (b0 * S + tp) * H, S * H, 1,
                   wt_hh, 0, G, 32, 0.0, gh, b0 * G, G, H)  # fmt: skip
         for r in range(b0, b1):
-            hn, yr = hbuf[r, tn], y[r, t]
-            _cell(g[r, t], gh[r], b_ih, b_hh, hbuf[r, tp], hn, ghn[r, t % Sn], H)
+            hp, hn, yo = (r * S + tp) * H, (r * S + tn) * H, (r * T + t) * H
+            _cell(gf, (r * T + t) * G, ghf, r * G, b_ih, b_hh, hf, hp, hn, nf,
+                  (r * Sn + t % Sn) * H, H)  # fmt: skip
             if t < lens[r]:
-                yr[:] = hn
+                _copy(yf, yo, hf, hn, H)
             else:  # past the end: carry the state, output zero
-                hn[:] = hbuf[r, tp]
-                yr[:] = 0.0
+                _copy(hf, hn, hf, hp, H)
+                _zero(yf, yo, H)
 
 
 @njit(**JIT)
-def _dcell(dgx, dgh, g3, ghn, hp, dhb, out, H):
-    """One row of one step: dgx, dgh (3H,) from dh_t (dhb); out (H,) = dh_t z (may alias dhb)."""
-    r, z, n = g3[:H], g3[H : 2 * H], g3[2 * H :]
-    dr, dz, dn = dgx[:H], dgx[H : 2 * H], dgx[2 * H :]
-    for j in range(H):
-        a = dhb[j] - dhb[j] * z[j]
-        dn[j] = a - a * n[j] * n[j]
-    for j in range(H):
-        dr[j] = dn[j] * ghn[j] * (r[j] - r[j] * r[j])
-    for j in range(H):
-        dz[j] = dhb[j] * (hp[j] - n[j]) * (z[j] - z[j] * z[j])
-    hr, hz, hn = dgh[:H], dgh[H : 2 * H], dgh[2 * H :]
-    hr[:] = dr
-    hz[:] = dz
-    for j in range(H):
-        hn[j] = dn[j] * r[j]
-    for j in range(H):
-        out[j] = dhb[j] * z[j]
+def _dcell(dgx, xo, dgh, ho, g, go, ghn, so, hs, po, dhb, do, out, oo, H):
+    """One row of one step (flat arrays, offsets): dgx[xo : xo + 3H], dgh[ho : ho + 3H] from
+    dh_t = dhb[do : do + H], the gates g[go:], ghn[so:] and h_{t-1} = hs[po:];
+    out[oo : oo + H] = dh_t z (may alias dhb)."""
+    xo, ho, go, so, po = uint64(xo), uint64(ho), uint64(go), uint64(so), uint64(po)
+    do, oo, Hu = uint64(do), uint64(oo), uint64(H)
+    r, z, n = go, go + Hu, go + Hu + Hu
+    dr, dz, dn = xo, xo + Hu, xo + Hu + Hu
+    for j in range(Hu):
+        a = dhb[do + j] - dhb[do + j] * g[z + j]
+        dgx[dn + j] = a - a * g[n + j] * g[n + j]
+    for j in range(Hu):
+        dgx[dr + j] = dgx[dn + j] * ghn[so + j] * (g[r + j] - g[r + j] * g[r + j])
+    for j in range(Hu):
+        dgx[dz + j] = dhb[do + j] * (hs[po + j] - g[n + j]) * (g[z + j] - g[z + j] * g[z + j])
+    _copy(dgh, ho, dgx, xo, H + H)  # the r and z blocks
+    hn = ho + Hu + Hu
+    for j in range(Hu):
+        dgh[hn + j] = dgx[dn + j] * g[r + j]
+    for j in range(Hu):
+        out[oo + j] = dhb[do + j] * g[z + j]
 
 
 @njit(**JIT)
@@ -111,18 +125,20 @@ def _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
     for r in range(b0, b1):
         full = full and lens[r] >= T
     out = dh if full else tmp  # rows past their end must keep dh, so go through tmp
+    gf, hf, nf, dyf = gates.reshape(-1), hs.reshape(-1), ghn.reshape(-1), dy.reshape(-1)
+    dgxf, dghf, dhf, outf = dgx.reshape(-1), dgh.reshape(-1), dh.reshape(-1), out.reshape(-1)
+    tmpf = tmp.reshape(-1)
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):
+            k = r * T + t
             if t >= lens[r]:
-                dgx[r, t] = 0.0
-                dgh[r, t] = 0.0
+                _zero(dgxf, k * G, G)
+                _zero(dghf, k * G, G)
                 continue
-            dhb = dh[r]
             if has_dy:
-                dyr = dy[r, t]
-                for j in range(H):
-                    dhb[j] += dyr[j]
-            _dcell(dgx[r, t], dgh[r, t], gates[r, t], ghn[r, t], hs[r, t], dhb, out[r], H)
+                _add(dhf, r * H, dyf, k * H, H)
+            _dcell(dgxf, k * G, dghf, k * G, gf, k * G, nf, k * H, hf, (k + r) * H, dhf, r * H,
+                   outf, r * H, H)  # fmt: skip
         if nb == 1:
             gemv(TRANS, G, H, w_hh, 0, H, dgh, (b0 * T + t) * G, 1.0, out, b0 * H)
         else:
@@ -131,7 +147,7 @@ def _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:
-                    dh[r] = tmp[r]
+                    _copy(dhf, r * H, tmpf, r * H, H)
     gemm(NO_TRANS, NO_TRANS, nb * T, I, G, dgx, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
     gemm(TRANS, NO_TRANS, G, I, nb * T, dgx, b0 * T * G, G, x, b0 * T * I, I, 0.0, dw_ih, 0, I)
     for b in range(b0, b1):  # h_0..h_{T-1} of consecutive rows are not adjacent in hs
@@ -139,10 +155,9 @@ def _backward_chunk(dy, has_dy, gates, hs, ghn, w_hh, lens, dh, dgx, dgh, tmp,
         gemm(TRANS, NO_TRANS, G, H, T, dgh, b * T * G, G, hs, b * (T + 1) * H, H, beta, dw_hh, 0, H)
     db_ih[:] = 0.0
     db_hh[:] = 0.0
-    for b in range(b0, b1):
-        for t in range(T):
-            db_ih += dgx[b, t]
-            db_hh += dgh[b, t]
+    for k in range(b0 * T, b1 * T):
+        _add(db_ih, 0, dgxf, k * G, G)
+        _add(db_hh, 0, dghf, k * G, G)
 
 
 @njit(**JIT)

@@ -16,7 +16,7 @@ Batch chunks run on separate cores as in kernels/lstm.py; rows past their length
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from ..ops import rnn as ref
 from ..ops.rnn import RNNCache, RNNWeights
@@ -24,21 +24,26 @@ from ..ops.sequence import step_mask
 from ._affinity import pin_chunk
 from ._blas import get_threads, set_threads
 from ._jit import JIT, NO_TRANS, TRANS, gemm, gemv, tanh_
-from ._lstm_loops import fold, weight_grads
+from ._lstm_loops import _add, _copy, _zero, fold, weight_grads
 from ._tiles import tgemm, transpose
 from .lstm import _c, _contig, _cores, _lens
 
+# As in _lstm_loops.py: the per-row loops index whole arrays flattened once per call
+# (z.reshape(-1)) at uint64 offsets, no views inside the time and row loops (each costs an atomic
+# reference count increment and decrement); no float literals.
+
 
 @njit(**JIT)
-def _phi(a, b, h, relu):
-    """h = phi(a + b), all (H,)."""
+def _phi(a, ao, b, h, ho, H, relu):
+    """h[ho : ho + H] = phi(a[ao : ao + H] + b) (flat arrays, offsets)."""
+    ao, ho = uint64(ao), uint64(ho)
     if relu:
-        for j in range(h.size):
-            v = a[j] + b[j]
-            h[j] = v if v > 0 else v - v  # v - v: a zero of the array's dtype
+        for j in range(uint64(H)):
+            v = a[ao + j] + b[j]
+            h[ho + j] = v if v > 0 else v - v  # v - v: a zero of the array's dtype
     else:
-        for j in range(h.size):
-            h[j] = tanh_(a[j] + b[j])
+        for j in range(uint64(H)):
+            h[ho + j] = tanh_(a[ao + j] + b[j])
 
 
 @njit(**JIT)
@@ -46,6 +51,7 @@ def _forward_chunk(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, b0, b1):
     B, T, I = x.shape
     H, S, nb = z.shape[2], hbuf.shape[1], b1 - b0
     gemm(NO_TRANS, TRANS, nb * T, H, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * H, H)
+    zf, hf, yf = z.reshape(-1), hbuf.reshape(-1), y.reshape(-1)
     for t in range(T):
         tp, tn = t % S, (t + 1) % S
         if nb == 1:
@@ -54,13 +60,25 @@ def _forward_chunk(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, b0, b1):
             tgemm(nb, H, H, hbuf, (b0 * S + tp) * H, S * H, 1,
                   wt_hh, 0, H, 32, 1.0, z, (b0 * T + t) * H, T * H, H)  # fmt: skip
         for r in range(b0, b1):
-            hn, yr = hbuf[r, tn], y[r, t]
-            _phi(z[r, t], b, hn, relu)
+            hn, yo = (r * S + tn) * H, (r * T + t) * H
+            _phi(zf, yo, b, hf, hn, H, relu)
             if t < lens[r]:
-                yr[:] = hn
+                _copy(yf, yo, hf, hn, H)
             else:
-                hn[:] = hbuf[r, tp]
-                yr[:] = 0.0
+                _copy(hf, hn, hf, (r * S + tp) * H, H)
+                _zero(yf, yo, H)
+
+
+@njit(**JIT)
+def _da(da, ao, dh, ho, hs, so, H, relu):
+    """da[ao : ao + H] = dh[ho : ho + H] phi'(h_t), h_t = hs[so : so + H] (flat arrays, offsets)."""
+    ao, ho, so = uint64(ao), uint64(ho), uint64(so)
+    if relu:
+        for j in range(uint64(H)):
+            da[ao + j] = dh[ho + j] if hs[so + j] > 0 else dh[ho + j] - dh[ho + j]
+    else:
+        for j in range(uint64(H)):
+            da[ao + j] = dh[ho + j] - dh[ho + j] * hs[so + j] * hs[so + j]
 
 
 @njit(**JIT)
@@ -72,23 +90,22 @@ def _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, 
     for r in range(b0, b1):
         full = full and lens[r] >= T
     out = dh if full else tmp
+    daf, dhf, hsf, dyf, tmpf = (
+        da.reshape(-1),
+        dh.reshape(-1),
+        hs.reshape(-1),
+        dy.reshape(-1),
+        tmp.reshape(-1),
+    )
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):
-            dar = da[r, t]
+            k = r * T + t
             if t >= lens[r]:
-                dar[:] = 0.0
+                _zero(daf, k * H, H)
                 continue
-            dhb, hr = dh[r], hs[r, t + 1]
             if has_dy:
-                dyr = dy[r, t]
-                for j in range(H):
-                    dhb[j] += dyr[j]
-            if relu:
-                for j in range(H):
-                    dar[j] = dhb[j] if hr[j] > 0 else dhb[j] - dhb[j]
-            else:
-                for j in range(H):
-                    dar[j] = dhb[j] - dhb[j] * hr[j] * hr[j]
+                _add(dhf, r * H, dyf, k * H, H)
+            _da(daf, k * H, dhf, r * H, hsf, (k + r + 1) * H, H, relu)
         if nb == 1:
             gemv(TRANS, H, H, w_hh, 0, H, da, (b0 * T + t) * H, 0.0, out, b0 * H)
         else:
@@ -97,7 +114,7 @@ def _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, 
         if not full:
             for r in range(b0, b1):
                 if t < lens[r]:
-                    dh[r] = tmp[r]
+                    _copy(dhf, r * H, tmpf, r * H, H)
     weight_grads(da, x, hs, w_ih, dx, dw_ih, dw_hh, db, b0, b1)
 
 
