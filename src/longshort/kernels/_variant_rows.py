@@ -6,8 +6,7 @@ ran scalar, which cost the variants 30-60 % over the plain kernel, and a view pe
 costs an atomic reference count increment and decrement each time; these vectorise. Options are
 branches around whole loops, not inside them. No int literal may meet a uint64 index (Numba
 would compute in float64): offsets are sums of uint64 values. `gates_row_at` and `dz_row_at` take
-flat arrays and offsets (ph flat: its 3 rows at 0, H, 2H); `gates_row` and `dz_row` are the same
-on (4H,) / (H,) rows. flags = (peepholes, clip, ...); `one` carries the dtype.
+flat arrays and offsets (ph flat: its 3 rows at 0, H, 2H). flags = (peepholes, clip, ...); `one` carries the dtype.
 """
 
 from __future__ import annotations
@@ -68,13 +67,6 @@ def gates_row_at(z, zo, b, cp, po, cn, no, tc, to, m, mo, ph, keep, ko, use_ph, 
 
 
 @njit(**JIT)
-def gates_row(zr, b, cp, cn, tc, m, ph, keep, use_ph, use_k, k, inf, one, do_tanh):
-    """gates_row_at on rows: zr (4H,), cp, cn, tc, m (H,), keep (4H,), ph (3, H)."""
-    gates_row_at(zr, 0, b, cp, 0, cn, 0, tc, 0, m, 0, ph.reshape(-1), keep, 0, use_ph, use_k, k,
-                 inf, one, do_tanh, len(zr) // 4)  # fmt: skip
-
-
-@njit(**JIT)
 def dz_row_at(dz, zo, g4, go, tc, to, cp, po, dm, mo, dct, co, dcn, no, dcp, qo, zc, zco, ph,
               keep, ko, use_ph, use_k, use_zc, inf, one, dln_c, H):  # fmt: skip
     """dz[zo : zo + 4H] of one row from the gates g4[go:], tanh(.) tc[to:], c_{t-1} cp[po:];
@@ -131,11 +123,3 @@ def dz_row_at(dz, zo, g4, go, tc, to, cp, po, dm, mo, dct, co, dcn, no, dcp, qo,
     if use_zc:
         for j in range(Hu):
             dcp[qo + j] += dct[co + j] * zc[zco + j]
-
-
-@njit(**JIT)
-def dz_row(dzr, g4, tc, cp, dm, dct, dcn, dcp, zc, ph, keep, use_ph, use_k, use_zc, inf, one,
-           dln_c):  # fmt: skip
-    """dz_row_at on rows: dzr, g4 (4H,), tc, cp, dm, dct, dcn, dcp, zc (H,), keep (4H,), ph (3, H)."""
-    dz_row_at(dzr, 0, g4, 0, tc, 0, cp, 0, dm, 0, dct, 0, dcn, 0, dcp, 0, zc, 0, ph.reshape(-1),
-              keep, 0, use_ph, use_k, use_zc, inf, one, dln_c, len(dzr) // 4)  # fmt: skip

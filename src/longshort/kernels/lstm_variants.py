@@ -16,18 +16,25 @@ single-threaded; see lstm_variants_full._on_cores):
 Backward: dz_t per row in short loops (which also sum db and the peephole gradients), dh = dz_t W
 (GEMM); dx and the weight gradients are GEMMs per chunk after the loop, inside the compiled code
 (NumPy's threaded GEMM stalled on a busy machine), partial sums added at the end.
+As in _lstm_loops.py and _variant_loops.py, the loops index whole arrays flattened once per call
+(z.reshape(-1)) at uint64 offsets (gates_row_at, dz_row_at, _copy, _zero, _add), with no views
+(z[r, t], dh[r], dph[0]) made inside the time and row loops: each costs an atomic reference
+count increment and decrement. Mask stand-ins (keep, zc, zh: (1, 1, 1) when off) are read at
+_at3's broadcast offsets.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ..ops import lstm_variants as ref
 from ..ops.lstm_variants import LSTMExtCache, LSTMExtWeights, lstm_ext_step
 from ..ops.sequence import step_mask
 from ._jit import JIT, NO_TRANS, TRANS, gemm
-from ._variant_rows import dz_row, gates_row
+from ._lstm_loops import _add, _copy, _zero
+from ._variant_loops import _at3
+from ._variant_rows import dz_row_at, gates_row_at
 from .lstm import _c, _chunks, _lens
 from .lstm_variants_full import _on_cores
 
@@ -44,35 +51,45 @@ def _forward_loop(x, w_ih, z, b, wt, hbuf, cbuf, cns, tcs, keep, y, lens, hin, p
     B, T, G = z.shape
     H, I, nb = G // 4, x.shape[2], b1 - b0
     use_ph, use_k, use_zc, use_zh, use_rm = flags
+    zf, hf, cf, cnsf, tcsf, keepf, yf, hinf = (
+        z.reshape(-1), hbuf.reshape(-1), cbuf.reshape(-1), cns.reshape(-1), tcs.reshape(-1),
+        keep.reshape(-1), y.reshape(-1), hin.reshape(-1),
+    )  # fmt: skip
+    phf, zcf, zhf, rmf = ph.reshape(-1), zc.reshape(-1), zh.reshape(-1), rm.reshape(-1)
+    Hu = uint64(H)
     gemm(NO_TRANS, TRANS, nb * T, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, z, b0 * T * G, G)
     for t in range(T):
         src, off, ld = hbuf, (b0 * (T + 1) + t) * H, (T + 1) * H
         if use_rm:
             for r in range(b0, b1):
-                for j in range(H):
-                    hin[r, 0, j] = hbuf[r, t, j] * rm[r, j]
+                ho, io = uint64((r * (T + 1) + t) * H), uint64(r * H)
+                for j in range(Hu):
+                    hinf[io + j] = hf[ho + j] * rmf[io + j]
             src, off, ld = hin, b0 * H, H
         gemm(NO_TRANS, NO_TRANS, nb, G, H, src, off, ld, wt, 0, G, 1.0, z, (b0 * T + t) * G, T * G)
         for r in range(b0, b1):
-            cp, hp, hn, cn = cbuf[r, t], hbuf[r, t], hbuf[r, t + 1], cbuf[r, t + 1]
-            kr = keep[min(r, keep.shape[0] - 1), min(t, keep.shape[1] - 1)]
-            gates_row(z[r, t], b, cp, cns[r, t], tcs[r, t], hn, ph, kr, use_ph, use_k, k, inf, one,
-                      True)  # fmt: skip
-            cn[:] = cns[r, t]
+            # h_{t-1}, c_{t-1} at s0 of hbuf, cbuf; h_t, c_t at s1; this step's rows of cns,
+            # tcs, y at co
+            zo, co = (r * T + t) * G, (r * T + t) * H
+            s0, s1 = (r * (T + 1) + t) * H, (r * (T + 1) + t + 1) * H
+            gates_row_at(zf, zo, b, cf, s0, cnsf, co, tcsf, co, hf, s1, phf, keepf,
+                         _at3(keep, r, t), use_ph, use_k, k, inf, one, True, H)  # fmt: skip
+            _copy(cf, s1, cnsf, co, H)
+            u0, u1 = uint64(s0), uint64(s1)
             if use_zc:
-                zr_ = zc[min(r, zc.shape[0] - 1), min(t, zc.shape[1] - 1)]
-                for j in range(H):
-                    cn[j] = zr_[j] * cp[j] + (one - zr_[j]) * cn[j]
+                zco = uint64(_at3(zc, r, t))
+                for j in range(Hu):
+                    cf[u1 + j] = zcf[zco + j] * cf[u0 + j] + (one - zcf[zco + j]) * cf[u1 + j]
             if use_zh:
-                zr_ = zh[min(r, zh.shape[0] - 1), min(t, zh.shape[1] - 1)]
-                for j in range(H):
-                    hn[j] = zr_[j] * hp[j] + (one - zr_[j]) * hn[j]
+                zho = uint64(_at3(zh, r, t))
+                for j in range(Hu):
+                    hf[u1 + j] = zhf[zho + j] * hf[u0 + j] + (one - zhf[zho + j]) * hf[u1 + j]
             if t < lens[r]:
-                y[r, t] = hn
+                _copy(yf, co, hf, s1, H)
             else:  # past the end: carry the state, output zero
-                hn[:] = hp
-                cn[:] = cp
-                y[r, t] = 0.0
+                _copy(hf, s1, hf, s0, H)
+                _copy(cf, s1, cf, s0, H)
+                _zero(yf, co, H)
 
 
 @njit(**JIT)
@@ -83,49 +100,64 @@ def _backward_loop(x, w_ih, hsrc, dy, has_dy, gates, cs, cns, tcs, keep, w, lens
     scratch; hsrc (B,S,H) what W_hh multiplied (S = T+1: the carried h); dw_ih, dw_hh, db and
     dph (3,H) this chunk's partial sums."""
     B, T, G = gates.shape
-    H, nb = G // 4, b1 - b0
+    H, nb, Tc = G // 4, b1 - b0, cs.shape[1]  # Tc = T + 1: cs holds c_0 ... c_T
     use_ph, use_k, use_zc, use_zh, use_rm = flags
-    db[:] = 0.0
-    dph[:] = 0.0
+    dzf, gf, csf, cnsf, tcsf, keepf, dyf = (
+        dz.reshape(-1), gates.reshape(-1), cs.reshape(-1), cns.reshape(-1), tcs.reshape(-1),
+        keep.reshape(-1), dy.reshape(-1),
+    )  # fmt: skip
+    dhf, dcf, tmpf, dcpf, dkhf, dmf, dctf, dcnf = (
+        dh.reshape(-1), dc.reshape(-1), tmp.reshape(-1), dcp.reshape(-1), dkh.reshape(-1),
+        dmb.reshape(-1), dctb.reshape(-1), dcnb.reshape(-1),
+    )  # fmt: skip
+    phf, zcf, zhf, rmf, dphf = (
+        ph.reshape(-1), zc.reshape(-1), zh.reshape(-1), rm.reshape(-1), dph.reshape(-1)
+    )  # fmt: skip
+    Hu = uint64(H)
+    H2 = Hu + Hu
+    H3 = H2 + Hu
+    _zero(db, 0, G)
+    _zero(dphf, 0, dphf.size)
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):
-            dzr, cp, dm, dct, dkr = dz[r, t], cs[r, t], dmb[r], dctb[r], dkh[r]
+            # this step's rows of dz, gates at zo; of cns, tcs, dy at co; c_{t-1} at po; the
+            # carried dh, dc and the scratch rows at ho
+            zo, co, ho, po = (r * T + t) * G, (r * T + t) * H, r * H, (r * Tc + t) * H
             if t < lens[r]:
-                dm[:] = dh[r]
+                _copy(dmf, ho, dhf, ho, H)
                 if has_dy:
-                    dm += dy[r, t]
-                dct[:] = dc[r]
+                    _add(dmf, ho, dyf, co, H)
+                _copy(dctf, ho, dcf, ho, H)
             else:
-                dm[:] = 0.0
-                dct[:] = 0.0
+                _zero(dmf, ho, H)
+                _zero(dctf, ho, H)
             if use_zh:  # h_t = d h_{t-1} + (1 - d) h~
-                zr_ = zh[min(r, zh.shape[0] - 1), min(t, zh.shape[1] - 1)]
-                for j in range(H):
-                    dkr[j] = dm[j] * zr_[j]
-                for j in range(H):
-                    dm[j] -= dkr[j]
-            zr_ = zc[min(r, zc.shape[0] - 1), min(t, zc.shape[1] - 1)]
-            kr = keep[min(r, keep.shape[0] - 1), min(t, keep.shape[1] - 1)]
-            dz_row(dzr, gates[r, t], tcs[r, t], cp, dm, dct, dcnb[r], dcp[r], zr_, ph, kr, use_ph,
-                   use_k, use_zc, inf, one, False)  # fmt: skip
+                zho, hu = uint64(_at3(zh, r, t)), uint64(ho)
+                for j in range(Hu):
+                    dkhf[hu + j] = dmf[hu + j] * zhf[zho + j]
+                for j in range(Hu):
+                    dmf[hu + j] -= dkhf[hu + j]
+            dz_row_at(dzf, zo, gf, zo, tcsf, co, csf, po, dmf, ho, dctf, ho, dcnf, ho, dcpf, ho,
+                      zcf, _at3(zc, r, t), phf, keepf, _at3(keep, r, t), use_ph, use_k, use_zc,
+                      inf, one, False, H)  # fmt: skip
             if use_ph:
-                p0, p1, p2, cn = dph[0], dph[1], dph[2], cns[r, t]
-                for j in range(H):
-                    p0[j] += dzr[j] * cp[j]
-                for j in range(H):
-                    p1[j] += dzr[3 * H + j] * cn[j]
-                for j in range(H):
-                    p2[j] += dzr[H + j] * cp[j]
-            for j in range(G):
-                db[j] += dzr[j]
+                zu, cu, pu = uint64(zo), uint64(co), uint64(po)
+                for j in range(Hu):
+                    dphf[j] += dzf[zu + j] * csf[pu + j]
+                for j in range(Hu):
+                    dphf[Hu + j] += dzf[zu + H3 + j] * cnsf[cu + j]
+                for j in range(Hu):
+                    dphf[H2 + j] += dzf[zu + Hu + j] * csf[pu + j]
+            _add(db, 0, dzf, zo, G)
         gemm(NO_TRANS, NO_TRANS, nb, H, G, dz, (b0 * T + t) * G, T * G, w, 0, H, 0.0, tmp, b0 * H,
              H)  # fmt: skip
         for r in range(b0, b1):
             if t < lens[r]:
-                for j in range(H):
-                    dh[r, j] = tmp[r, j] * rm[r, j] if use_rm else tmp[r, j]
-                    dh[r, j] += dkh[r, j] if use_zh else dh[r, j] * 0
-                    dc[r, j] = dcp[r, j]
+                hu = uint64(r * H)
+                for j in range(Hu):
+                    dhf[hu + j] = tmpf[hu + j] * rmf[hu + j] if use_rm else tmpf[hu + j]
+                    dhf[hu + j] += dkhf[hu + j] if use_zh else dhf[hu + j] * 0
+                _copy(dcf, r * H, dcpf, r * H, H)
     # dx = dz W_ih ; dW_ih = dz^T x ; dW_hh = dz^T h_in (per row: h_in rows are not adjacent)
     M, I, S = nb * T, x.shape[2], hsrc.shape[1]
     gemm(NO_TRANS, NO_TRANS, M, I, G, dz, b0 * T * G, G, w_ih, 0, I, 0.0, dx, b0 * T * I, I)
@@ -221,7 +253,7 @@ def lstm_ext_backward(dy, dstate, cache: LSTMExtCache):
     ph = np.zeros((3, 1), dt) if w.w_ph is None else _c(w.w_ph, dt)
     zc, zh, rm, fl = _masks(opts, H, dt)
     flags = (w.w_ph is not None, keep is not None, *fl)
-    kp = np.empty((1, 1, 1), np.bool_) if keep is None else keep
+    kp = np.empty((1, 1, 1), np.bool_) if keep is None else _c(keep, np.bool_)
     scratch = [np.empty((B, H), dt) for _ in range(6)]
     # what W_hh multiplied: the carried h (B, T+1, H) itself, or h * m_r (B, T, H)
     hsrc = _c(hs, dt) if opts.recurrent_mask is None else _c(hs[:, :-1] * rm[:, None], dt)
