@@ -41,22 +41,22 @@ def _zero(dst, do, n):
 
 
 @njit(**JIT)
-def _activate_at(z, zo, b, H):
-    """z[zo : zo + 4H] pre-activations + b (4H,) -> gates in place: sigmoid on i, f, o; tanh on
-    g (z flat)."""
-    zo, H2, Hu = uint64(zo), uint64(2 * H), uint64(H)
+def _activate_at(z, zo, b, bo, H):
+    """z[zo : zo + 4H] pre-activations + b[bo : bo + 4H] -> gates in place: sigmoid on i, f, o;
+    tanh on g (flat arrays, offsets)."""
+    zo, bo, H2, Hu = uint64(zo), uint64(bo), uint64(2 * H), uint64(H)
     for j in range(H2):
-        z[zo + j] = sigmoid_(z[zo + j] + b[j])
+        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
     for j in range(H2, H2 + Hu):
-        z[zo + j] = tanh_(z[zo + j] + b[j])
+        z[zo + j] = tanh_(z[zo + j] + b[bo + j])
     for j in range(H2 + Hu, H2 + H2):
-        z[zo + j] = sigmoid_(z[zo + j] + b[j])
+        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
 
 
 @njit(**JIT)
 def _activate(z, b, H):
     """z (4H,) pre-activations + b (4H,) -> gates in place: sigmoid on i, f, o; tanh on g."""
-    _activate_at(z, 0, b, H)
+    _activate_at(z, 0, b, 0, H)
 
 
 @njit(**JIT)
@@ -94,13 +94,8 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
     Tz, G = z.shape[1], z.shape[2]
     H, S, St, nb = G // 4, hbuf.shape[1], tbuf.shape[1], b1 - b0
     packed = wp_hh.shape[1] > 0
-    zf, hf, cf, tf, yf = (
-        z.reshape(-1),
-        hbuf.reshape(-1),
-        cbuf.reshape(-1),
-        tbuf.reshape(-1),
-        y.reshape(-1),
-    )
+    zf, hf, cf = z.reshape(-1), hbuf.reshape(-1), cbuf.reshape(-1)
+    tf, yf = tbuf.reshape(-1), y.reshape(-1)
     for t in range(T):
         tp, tn, tt, tz = t % S, (t + 1) % S, t % St, t % Tz
         zo = (b0 * Tz + tz) * G
@@ -114,7 +109,7 @@ def _forward_rows(x, w_ih, wp_ih, fused, z, b, w_hh, wp_hh, hbuf, cbuf, tbuf, y,
             gemv(NO_TRANS, G, H, w_hh, 0, H, hbuf, (b0 * S + tp) * H, 1.0, z, zo)
         for r in range(b0, b1):
             zr, hp, hn = (r * Tz + tz) * G, (r * S + tp) * H, (r * S + tn) * H
-            _activate_at(zf, zr, b, H)
+            _activate_at(zf, zr, b, 0, H)
             _cell_at(zf, zr, cf, hp, cf, hn, tf, (r * St + tt) * H, hf, hn, H)
             if t < lens[r]:
                 _copy(yf, (r * T + t) * H, hf, hn, H)
@@ -229,13 +224,8 @@ def _backward_rows(dy, has_dy, gates, cs, tcs, w_hh, wp_hh, lens, dh, dc, dz, tm
     for r in range(b0, b1):
         full = full and lens[r] >= T
     out = dh if full else tmp  # rows past their end must keep dh, so go through tmp
-    gf, cf, tf, dzf, dyf = (
-        gates.reshape(-1),
-        cs.reshape(-1),
-        tcs.reshape(-1),
-        dz.reshape(-1),
-        dy.reshape(-1),
-    )
+    gf, cf, tf = gates.reshape(-1), cs.reshape(-1), tcs.reshape(-1)
+    dzf, dyf = dz.reshape(-1), dy.reshape(-1)
     dhf, dcf, tmpf = dh.reshape(-1), dc.reshape(-1), tmp.reshape(-1)
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):

@@ -30,13 +30,13 @@ its own cache line).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, prange
 
 from . import _threads
 from ._atomic import cas, load_acquire, sched_yield, spin_pause, store_release
 from ._blas import get_threads, set_threads
-from ._jit import JIT, sigmoid_, tanh_
-from ._lstm_loops import _cell_at, _copy, _zero
+from ._jit import JIT
+from ._lstm_loops import _activate_at, _cell_at, _copy, _zero
 from ._tiles import NR, grow, tgemm, transpose_into
 
 PAIR_MIN_T = 16  # shorter sequences: one core (the region's start costs more than it saves)
@@ -87,18 +87,6 @@ def _project(k, x, wpk_ih, zk):
 
 
 @njit(**JIT)
-def _activate_b(z, zo, b, bo, U):
-    """_lstm_loops._activate_at with the bias at b[bo : bo + 4U] (flat arrays, offsets)."""
-    zo, bo, U2, Uu = uint64(zo), uint64(bo), uint64(2 * U), uint64(U)
-    for j in range(U2):
-        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
-    for j in range(U2, U2 + Uu):
-        z[zo + j] = tanh_(z[zo + j] + b[bo + j])
-    for j in range(U2 + Uu, U2 + U2):
-        z[zo + j] = sigmoid_(z[zo + j] + b[bo + j])
-
-
-@njit(**JIT)
 def _half(k, t, wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf, lens, cache, T, S, St, H):
     """Part k's step t: its gates from h_{t-1} (all of it), then its units' c_t, h_t, y_t.
     Flat arrays (_part): zkf = zk, hf, cf = hbuf, cbuf (S, H), tf = tbuf (St, H), yf = y, zf = z;
@@ -110,7 +98,7 @@ def _half(k, t, wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf, lens, cache, T, S, St, H
         grow(G2 // NR, H, hf, tp * H, 1, wh0, 1.0, zkf, zo)
     else:
         grow(G2 // NR, H, hf, tp * H, 1, wh1, 1.0, zkf, zo)
-    _activate_b(zkf, zo, bkf, k * G2, U)
+    _activate_at(zkf, zo, bkf, k * G2, U)
     hp, hn, yo = tp * H + u0, tn * H + u0, t * H + u0
     _cell_at(zkf, zo, cf, hp, cf, hn, tf, (t % St) * H + u0, hf, hn, U)
     if t < lens[0]:
@@ -148,37 +136,16 @@ def _part(k, x, wpk_ih, bk, wpk_hh, zk, hbuf, cbuf, tbuf, y, z, lens, cache, syn
     T, patience, own = x.shape[1], STEAL, np.int64(k)  # (prange's index may be unsigned)
     dims = (T, hbuf.shape[1], tbuf.shape[1], hbuf.shape[2])
     wh0, wh1, bkf, zkf = wpk_hh[0], wpk_hh[1], bk.reshape(-1), zk.reshape(-1)
-    hf, cf, tf, yf, zf = (
-        hbuf.reshape(-1),
-        cbuf.reshape(-1),
-        tbuf.reshape(-1),
-        y.reshape(-1),
-        z.reshape(-1),
-    )
+    hf, cf, tf = hbuf.reshape(-1), cbuf.reshape(-1), tbuf.reshape(-1)
+    yf, zf = y.reshape(-1), z.reshape(-1)
+    bufs = (wh0, wh1, bkf, zkf, hf, cf, tf, yf, zf)
     for t in range(T):
         for q in range(2):
             p = own if q == 0 else 1 - own
             n = 0
             while load_acquire(sync, DONE + 8 * p) < t + 1:
                 if (q == 0 or n >= patience) and _claim_and_run(
-                    p,
-                    t,
-                    x,
-                    wpk_ih,
-                    zk,
-                    wh0,
-                    wh1,
-                    bkf,
-                    zkf,
-                    hf,
-                    cf,
-                    tf,
-                    yf,
-                    zf,
-                    lens,
-                    cache,
-                    dims,
-                    sync,
+                    p, t, x, wpk_ih, zk, *bufs, lens, cache, dims, sync
                 ):
                     if q == 1:  # the other thread is away: do not wait long next time
                         patience = QUICK

@@ -228,9 +228,8 @@ def backward_rows(x, w_ih, w, w_hr, lnw, hsrc, dy, has_dy, gates, cs, cns, tcs, 
             if t < lens[r]:
                 ro = uint64(r * R)
                 for j in range(Ru):
-                    dhf[ro + j] = (tmpf[ro + j] * rmf[ro + j] if use_rm else tmpf[ro + j]) + dkhf[
-                        ro + j
-                    ]
+                    d = tmpf[ro + j] * rmf[ro + j] if use_rm else tmpf[ro + j]
+                    dhf[ro + j] = d + dkhf[ro + j]
                 _copy(dcf, r * H, dcpf, r * H, H)
     _grads(x, w_ih, hsrc, dz, dah, dax, dhp, mall, lnw, nx, rsx, nh, flags, one,
            dx, dw_ih, dw_hh, dw_hr, db, dln, b0, b1)  # fmt: skip

@@ -65,13 +65,8 @@ def _forward_chunk(x, w_ih, b_ih, w_hh, wt_hh, b_hh, g, gh, ghn, hbuf, y, lens, 
     G, S, Sn, nb = g.shape[2], hbuf.shape[1], ghn.shape[1], b1 - b0
     H = G // 3
     gemm(NO_TRANS, TRANS, nb * T, G, I, x, b0 * T * I, I, w_ih, 0, I, 0.0, g, b0 * T * G, G)
-    gf, ghf, nf, hf, yf = (
-        g.reshape(-1),
-        gh.reshape(-1),
-        ghn.reshape(-1),
-        hbuf.reshape(-1),
-        y.reshape(-1),
-    )
+    gf, ghf, nf = g.reshape(-1), gh.reshape(-1), ghn.reshape(-1)
+    hf, yf = hbuf.reshape(-1), y.reshape(-1)
     for t in range(T):
         tp, tn = t % S, (t + 1) % S
         if nb == 1:

@@ -60,13 +60,13 @@ def _forward_chunk(x, w_ih, b, w_hh, wt_hh, z, hbuf, y, lens, relu, b0, b1):
             tgemm(nb, H, H, hbuf, (b0 * S + tp) * H, S * H, 1,
                   wt_hh, 0, H, 32, 1.0, z, (b0 * T + t) * H, T * H, H)  # fmt: skip
         for r in range(b0, b1):
-            hn, yo = (r * S + tn) * H, (r * T + t) * H
-            _phi(zf, yo, b, hf, hn, H, relu)
+            hn, ko = (r * S + tn) * H, (r * T + t) * H  # ko: row r, step t of z and y
+            _phi(zf, ko, b, hf, hn, H, relu)
             if t < lens[r]:
-                _copy(yf, yo, hf, hn, H)
+                _copy(yf, ko, hf, hn, H)
             else:
                 _copy(hf, hn, hf, (r * S + tp) * H, H)
-                _zero(yf, yo, H)
+                _zero(yf, ko, H)
 
 
 @njit(**JIT)
@@ -90,13 +90,8 @@ def _backward_chunk(dy, has_dy, hs, w_hh, lens, relu, dh, da, tmp, x, w_ih, dx, 
     for r in range(b0, b1):
         full = full and lens[r] >= T
     out = dh if full else tmp
-    daf, dhf, hsf, dyf, tmpf = (
-        da.reshape(-1),
-        dh.reshape(-1),
-        hs.reshape(-1),
-        dy.reshape(-1),
-        tmp.reshape(-1),
-    )
+    daf, dhf, hsf = da.reshape(-1), dh.reshape(-1), hs.reshape(-1)
+    dyf, tmpf = dy.reshape(-1), tmp.reshape(-1)
     for t in range(T - 1, -1, -1):
         for r in range(b0, b1):
             k = r * T + t
