@@ -44,16 +44,17 @@ def test_bench_runs_and_reports(tmp_path, isolate):
 
 
 def test_fma_loop_computes_what_it_times():
-    """The peak loop's IR is real work, n iterations of it: 16 chains of a <- a * 0.5 + 0.25 from
-    0 (a_n = 0.5 - 0.5^(n+1)), summed over the chains: 4, 6, 7 after 1, 2, 3 iterations, 8.0 in
-    every lane once converged."""
+    """The peak loop's IR is real work, n iterations of it: c chains of a <- a * 0.5 + 0.25 from
+    0 (a_n = 0.5 - 0.5^(n+1)), summed over the chains: c (0.25, 0.375, 0.4375) after 1, 2, 3
+    iterations, c / 2 in every lane once converged (c = 8, 12, 16: 16 would spill on AVX2)."""
     import ctypes
 
-    from _fma_peak import _compile
+    from _fma_peak import CHAINS, _compile
 
-    engine, fn = _compile(8)
-    out = (ctypes.c_float * 8)()
-    for n, want in ((1, 4.0), (2, 6.0), (3, 7.0), (60, 8.0)):
-        fn(n, ctypes.addressof(out))
-        assert list(out) == [want] * 8, n
+    for chains in CHAINS:
+        engine, fn = _compile(8, chains)
+        out = (ctypes.c_float * 8)()
+        for n, a in ((1, 0.25), (2, 0.375), (3, 0.4375), (60, 0.5)):
+            fn(n, ctypes.addressof(out))
+            assert list(out) == [chains * a] * 8, (chains, n)
     del engine

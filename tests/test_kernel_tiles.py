@@ -127,7 +127,7 @@ def test_one_row_layout_products(dtype, N, K):
         for C in (C1, C2):
             assert _rel(C, ref + beta * C0) < TOL[dtype] * np.sqrt(K)
     g = _tiles.pack_rows(B)
-    assert g.shape[2] == (128 if dtype == np.float32 else 64)
+    assert g.shape[2] == 32 * _tiles.NP["s" if dtype == np.float32 else "d"]
     valid = N // 32 * 32
     if valid:  # group g holds columns g nr .. g nr + nr - 1
         flat_t = np.concatenate(list(_tiles.pack_rows_t(W)), axis=1)[:, :valid]
@@ -255,3 +255,64 @@ def test_tile_object_cache_is_checked_and_rebuilt(tmp_path):
         assert len(files) == 1 and files[0].endswith(".o")  # no stale keys, no .tmp left
         data = open(files[0], "rb").read()
         assert hashlib.sha256(data[:-32]).digest() == data[-32:]  # whole, rewritten if damaged
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_both_vector_widths_tiles_and_rows(wide):
+    """Both forms of the IR where this CPU runs them (the narrow ones everywhere): the 512-bit tiles (8 x 32 accumulated in
+    <16 x float>) and the narrow ones used without AVX-512 (chunks of 16 columns, up to 6 rows;
+    one-row products over pairs of panels), compiled here under other names and called directly
+    with strides, K = 0, accumulation and every row count, against NumPy in float64."""
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    if wide and not _tiles.WIDE:  # lowered to AVX2 the 7-row 512-bit tile crashed at K = 0
+        pytest.skip("the 512-bit tiles run only where the CPU has AVX-512; this one has not")
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    tm = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3
+    )  # as _tiles compiles them
+    ir = _tiles._module_ir(wide=wide).replace("@longshort_", "@t_longshort_")
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(ir), tm)
+    engine.finalize_object()
+    mr_max = {"s": 8 if wide else 6, "d": 4}  # MR and NP of that width
+    np_max = {"s": 4, "d": 2} if wide else {"s": 2, "d": 1}
+    rng = np.random.default_rng(1 + wide)
+    for dtype, kind in ((np.float32, "s"), (np.float64, "d")):
+        c_real = ctypes.c_float if kind == "s" else ctypes.c_double
+        p = ctypes.POINTER(c_real)
+        i64 = ctypes.c_int64
+        tile_t = ctypes.CFUNCTYPE(None, i64, p, i64, i64, p, i64, p, i64, ctypes.c_int32)
+        row_t = ctypes.CFUNCTYPE(None, i64, p, i64, p, i64, i64, p, ctypes.c_int32)
+        ptr = lambda a, p=p: a.ctypes.data_as(p)  # noqa: E731
+        for mr in range(1, mr_max[kind] + 1):
+            fn = tile_t(engine.get_function_address(f"t_longshort_tile_{kind}{mr}"))
+            for K in (0, 1, 37):
+                A = rng.standard_normal((mr, K + 3)).astype(dtype)  # row stride K + 3
+                B = rng.standard_normal((K, 32)).astype(dtype)
+                C0 = rng.standard_normal((mr, 40)).astype(dtype)  # row stride 40
+                for acc in (0, 1):
+                    C = C0.copy()
+                    fn(K, ptr(A), K + 3, 1, ptr(B), 32, ptr(C), 40, acc)
+                    ref = A[:, :K].astype(np.float64) @ B + acc * C0[:, :32]
+                    assert _rel(C[:, :32], ref) < TOL[dtype] * max(1, np.sqrt(K)), (mr, K, acc)
+                    assert np.array_equal(C[:, 32:], C0[:, 32:])  # nothing written past 32
+        for npan in range(1, np_max[kind] + 1):
+            fn = row_t(engine.get_function_address(f"t_longshort_row_{kind}{npan}"))
+            K, bps = 29, 32 * 29 + 8  # panels apart by more than one panel
+            a = rng.standard_normal(2 * K).astype(dtype)  # every other element: aks = 2
+            Bp = rng.standard_normal(npan * bps).astype(dtype)
+            C0 = rng.standard_normal(32 * npan).astype(dtype)
+            for acc in (0, 1):
+                C = C0.copy()
+                fn(K, ptr(a), 2, ptr(Bp), 32, bps, ptr(C), acc)
+                for q in range(npan):
+                    panel = Bp[q * bps : q * bps + 32 * K].reshape(K, 32).astype(np.float64)
+                    ref = a[::2] @ panel + acc * C0[32 * q : 32 * q + 32]
+                    assert _rel(C[32 * q : 32 * q + 32], ref) < TOL[dtype] * np.sqrt(K)
+    _ENGINES.append(engine)  # kept, as _tiles keeps its own: destroying one corrupted the heap
+
+
+_ENGINES: list = []

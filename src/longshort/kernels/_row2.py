@@ -37,7 +37,7 @@ from ._atomic import cas, load_acquire, sched_yield, spin_pause, store_release
 from ._blas import get_threads, set_threads
 from ._jit import JIT
 from ._lstm_loops import _activate_at, _cell_at, _copy, _zero
-from ._tiles import NR, grow, tgemm, transpose_into
+from ._tiles import _NP_D, _NP_S, NR, grow, tgemm, transpose_into
 
 PAIR_MIN_T = 16  # shorter sequences: one core (the region's start costs more than it saves)
 STEAL = 512  # `pause` rounds a thread waits for the other's half-step before doing it itself
@@ -63,7 +63,7 @@ def pack_parts(w_ih, w_hh, b):
     G, I = w_ih.shape
     H = G // 4
     U, P = H // 2, 2 * H // NR
-    nr = NR * (4 if w_ih.itemsize == 4 else 2)  # the one-row layout's group width
+    nr = NR * (_NP_S if w_ih.itemsize == 4 else _NP_D)  # the one-row layout's group width
     wpk_ih = np.empty((2, P, I, NR), w_ih.dtype)
     wpk_hh = np.empty((2, (2 * H + nr - 1) // nr, H, nr), w_ih.dtype)
     bk = np.empty((2, 2 * H), w_ih.dtype)

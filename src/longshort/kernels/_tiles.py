@@ -70,9 +70,19 @@ KC = 512
 # dh = dz W_hh at (64 rows, K = 2048, N = 512) on both cores 37.7-37.8 -> 33.9-35.2 ms a 50-step
 # loop (two in-process A/B runs); the forward's (64, 512, 2048) and H <= 256 were level or slower.
 A_L2 = 512 * 1024
-MR = {"s": 8, "d": 4}  # rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators
-NP = {"s": 4, "d": 2}  # panels per one-row product: 4 x 2 <16 x float> = 2 x 4 <8 x double>
+# 512-bit vectors on this CPU: the tiles below keep an 8 x 32 float32 block in 16 of its 32
+# registers; without them (AVX2: 16 registers of 256 bits) the narrow-vector tiles are used.
+WIDE = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+# rows per tile: 8 x 2 <16 x float> = 4 x 4 <8 x double> = 16 accumulators; without 512-bit
+# vectors 6 x 2 <8 x float> per 16 columns (12 of the 16 registers; the BLIS shape for AVX2):
+# 82-89 GFLOP/s a core against 61-84 for 8 rows as two groups of 4 (Zen 3, medians of 15)
+MR = {"s": 8, "d": 4} if WIDE else {"s": 6, "d": 4}
+# panels per one-row product: 4 x 2 <16 x float> = 2 x 4 <8 x double> accumulators; without
+# 512-bit vectors 2 x 4 <8 x float> = 1 x 8 <4 x double>, so that one pass streams one group
+NP = {"s": 4, "d": 2} if WIDE else {"s": 2, "d": 1}
+_NP_S, _NP_D = NP["s"], NP["d"]  # for compiled code
 _LANES = {"s": 16, "d": 8}
+_NARROW = {"s": 8, "d": 4}  # lanes of one AVX2 (256-bit) register
 _LLTYPE = {"s": "float", "d": "double"}
 
 
@@ -230,6 +240,100 @@ def _row_ir(kind: str, npan: int) -> str:
     return "\n".join(out)
 
 
+def _pieces(n: int, most: int) -> list[range]:
+    """range(n) cut into ceil(n / most) consecutive pieces of near-equal size."""
+    k = -(-n // most)
+    sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    return [range(sum(sizes[:i]), sum(sizes[: i + 1])) for i in range(k)]
+
+
+def _segment(s: int, f: str, vw: int, accs: list, nxt: str) -> list[str]:
+    """One k loop of the narrow-vector kernels (labels seg<s>...), then the store and a branch to
+    `nxt`. accs: (name, A element pointer base `%...`, A step per k `%...`, B offset IR constant or
+    name added to k ldb, C offset IR `%...` or int); the accumulators' A values are shared by
+    name (one broadcast per row and k)."""
+    V = f"<{vw} x {f}>"
+    fma = f"@llvm.fmuladd.v{vw}{'f32' if f == 'float' else 'f64'}"
+    out = [f"seg{s}:", f"  br i1 %kpos, label %seg{s}l, label %seg{s}x", f"seg{s}l:",
+           f"  %k{s} = phi i64 [0, %seg{s}], [%k{s}n, %seg{s}l]"]  # fmt: skip
+    out += [f"  %{a}{s} = phi {V} [zeroinitializer, %seg{s}], [%{a}{s}u, %seg{s}l]"
+            for a, *_ in accs]  # fmt: skip
+    out += [f"  %bo{s} = mul i64 %k{s}, %ldb"]
+    seen_a, seen_b = set(), set()
+    for a, arow, aks, boff, _ in accs:
+        if arow not in seen_a:
+            seen_a.add(arow)
+            t = f"{arow[1:]}_{s}"
+            out += [f"  %ak{t} = mul i64 %k{s}, {aks}", f"  %ai{t} = add i64 {arow}, %ak{t}",
+                    f"  %ap{t} = getelementptr {f}, ptr %A, i64 %ai{t}",
+                    f"  %as{t} = load {f}, ptr %ap{t}, align 4",
+                    f"  %av0{t} = insertelement {V} poison, {f} %as{t}, i32 0",
+                    f"  %av{t} = shufflevector {V} %av0{t}, {V} poison, <{vw} x i32> "
+                    "zeroinitializer"]  # fmt: skip
+        bt = f"{str(boff).lstrip('%')}_{s}"
+        if boff not in seen_b:
+            seen_b.add(boff)
+            out += [f"  %bi{bt} = add i64 %bo{s}, {boff}",
+                    f"  %bp{bt} = getelementptr {f}, ptr %Bp, i64 %bi{bt}",
+                    f"  %bv{bt} = load {V}, ptr %bp{bt}, align 4"]  # fmt: skip
+        out.append(f"  %{a}{s}u = call {V} {fma}({V} %av{arow[1:]}_{s}, {V} %bv{bt}, "
+                   f"{V} %{a}{s})")  # fmt: skip
+    out += [f"  %k{s}n = add i64 %k{s}, 1", f"  %m{s} = icmp slt i64 %k{s}n, %K",
+            f"  br i1 %m{s}, label %seg{s}l, label %seg{s}x", f"seg{s}x:"]  # fmt: skip
+    out += [f"  %{a}{s}f = phi {V} [zeroinitializer, %seg{s}], [%{a}{s}u, %seg{s}l]"
+            for a, *_ in accs]  # fmt: skip
+    for a, _, _, _, coff in accs:
+        out += [f"  %{a}{s}p = getelementptr {f}, ptr %C, i64 {coff}",
+                f"  %{a}{s}o = load {V}, ptr %{a}{s}p, align 4",
+                f"  %{a}{s}s = fadd {V} %{a}{s}o, %{a}{s}f",
+                f"  %{a}{s}v = select i1 %on, {V} %{a}{s}s, {V} %{a}{s}f",
+                f"  store {V} %{a}{s}v, ptr %{a}{s}p, align 4"]  # fmt: skip
+    return out + ([f"  br label %{nxt}"] if nxt != "ret" else ["  ret void"])
+
+
+def _tile_ir_narrow(kind: str, mr: int) -> str:
+    """`longshort_tile_<kind><mr>` for CPUs without 512-bit vectors (AVX2: 16 registers of 8
+    float32). The mr x 32 block would need 4 mr vector accumulators there, spilled to memory
+    from mr = 4 on (37 GFLOP/s on one Zen 3 core); instead the 32 columns are done as two chunks
+    of two vectors, each its own k loop over the tile's rows (MR = 6: at most 12 accumulators,
+    2 loads of B and one broadcast per row per k): 78-90 GFLOP/s on the same core."""
+    f, vw = _LLTYPE[kind], _NARROW[kind]
+    cw = 2 * vw
+    out = [f"define void @longshort_tile_{kind}{mr}(i64 %K, ptr %A, i64 %ars, i64 %aks, ptr %Bp, "
+           "i64 %ldb, ptr %C, i64 %ldc, i32 %accum) nounwind {", "entry:",
+           "  %kpos = icmp sgt i64 %K, 0", "  %on = icmp ne i32 %accum, 0"]  # fmt: skip
+    for r in range(mr):
+        out += [f"  %ar{r} = mul i64 %ars, {r}", f"  %cr{r} = mul i64 %ldc, {r}"]
+        out += [f"  %cr{r}c{j} = add i64 %cr{r}, {j}" for j in range(0, NR, vw)]
+    segs = [(c, g) for c in range(NR // cw) for g in _pieces(mr, 6)]
+    out.append("  br label %seg0")
+    for s, (c, g) in enumerate(segs):
+        accs = [(f"r{r}v{v}_", f"%ar{r}", "%aks", c * cw + v * vw, f"%cr{r}c{c * cw + v * vw}")
+                for r in g for v in range(2)]  # fmt: skip
+        out += _segment(s, f, vw, accs, f"seg{s + 1}" if s + 1 < len(segs) else "ret")
+    return "\n".join(out + ["}"])
+
+
+def _row_ir_narrow(kind: str, npan: int) -> str:
+    """`longshort_row_<kind><npan>` for CPUs without 512-bit vectors: the panels in pairs, each
+    pair its own k loop of 2 x 32 / lanes accumulators (8 for float32 on AVX2)."""
+    f, vw = _LLTYPE[kind], _NARROW[kind]
+    nv = NR // vw
+    out = [f"define void @longshort_row_{kind}{npan}(i64 %K, ptr %A, i64 %aks, ptr %Bp, "
+           "i64 %ldb, i64 %bps, ptr %C, i32 %accum) nounwind {", "entry:",
+           "  %kpos = icmp sgt i64 %K, 0", "  %on = icmp ne i32 %accum, 0"]  # fmt: skip
+    for q in range(npan):
+        out.append(f"  %q{q} = mul i64 %bps, {q}")
+        out += [f"  %q{q}v{v} = add i64 %q{q}, {v * vw}" for v in range(nv)]
+    segs = _pieces(npan, max(1, 8 // nv))
+    out.append("  br label %seg0")
+    for s, g in enumerate(segs):
+        accs = [(f"q{q}v{v}_", "%zero", "%aks", f"%q{q}v{v}", q * NR + v * vw)
+                for q in g for v in range(nv)]  # fmt: skip
+        out += _segment(s, f, vw, accs, f"seg{s + 1}" if s + 1 < len(segs) else "ret")
+    return "\n".join(out + ["}"]).replace("entry:", "entry:\n  %zero = add i64 0, 0", 1)
+
+
 def _transpose_ir(kind: str) -> str:
     """LLVM IR of `longshort_tr_<kind>`: one n x n block (n = the vector's lanes) transposed,
 
@@ -295,13 +399,15 @@ declare void @llvm.prefetch.p0(ptr, i32, i32, i32)
 """
 
 
-def _module_ir() -> str:
+def _module_ir(wide: bool = True) -> str:
+    """The module's IR: the 512-bit tiles (`wide`) or the narrow-vector ones."""
     decls = [
-        "declare <16 x float> @llvm.fmuladd.v16f32(<16 x float>, <16 x float>, <16 x float>)",
-        "declare <8 x double> @llvm.fmuladd.v8f64(<8 x double>, <8 x double>, <8 x double>)",
+        f"declare <{n} x {t}> @llvm.fmuladd.v{n}f{b}(<{n} x {t}>, <{n} x {t}>, <{n} x {t}>)"
+        for n, t, b in ((16, "float", 32), (8, "double", 64), (8, "float", 32), (4, "double", 64))
     ]
-    tiles = [_tile_ir(kind, mr) for kind in "sd" for mr in range(1, MR[kind] + 1)]
-    rows = [_row_ir(kind, n) for kind in "sd" for n in range(1, NP[kind] + 1)]
+    tile_ir, row_ir = (_tile_ir, _row_ir) if wide else (_tile_ir_narrow, _row_ir_narrow)
+    tiles = [tile_ir(kind, mr) for kind in "sd" for mr in range(1, MR[kind] + 1)]
+    rows = [row_ir(kind, n) for kind in "sd" for n in range(1, NP[kind] + 1)]
     trs = [_transpose_ir(kind) for kind in "sd"]
     return "\n".join(tiles + rows + trs + decls) + "\n" + _PREFETCH_IR
 
@@ -322,7 +428,7 @@ def _compile_native() -> tuple[object, dict[str, int]]:
     tm = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3
     )
-    ir = _module_ir()
+    ir = _module_ir(wide=WIDE)
     mod = llvm.parse_assembly(ir)
     mod.verify()
     # No IR optimisation pipeline: the IR already is the schedule, and the code generator alone
@@ -611,7 +717,7 @@ def pack_rows(b: np.ndarray) -> np.ndarray:
 def pack_rows_t(w):
     """w (N, K) C-contiguous -> pack_rows(w.T), without forming w^T (padding left unset)."""
     N, K = w.shape
-    cols, nr = N // NR * NR, NR * (4 if w.itemsize == 4 else 2)
+    cols, nr = N // NR * NR, NR * (_NP_S if w.itemsize == 4 else _NP_D)
     out = np.empty(((cols + nr - 1) // nr, K, nr), w.dtype)
     for g in range(out.shape[0]):
         transpose_into(w, g * nr * K, K, min(nr, cols - g * nr), K, out, g * K * nr, nr)
