@@ -325,6 +325,7 @@ def _row_ir_narrow(kind: str, npan: int) -> str:
     nv = NR // vw
     out = [f"define void @longshort_row_{kind}{npan}(i64 %K, ptr %A, i64 %aks, ptr %Bp, "
            "i64 %ldb, i64 %bps, ptr %C, i32 %accum) nounwind {", "entry:",
+           "  %zero = add i64 0, 0",  # the one row's offset, as _segment takes a row's
            "  %kpos = icmp sgt i64 %K, 0", "  %on = icmp ne i32 %accum, 0"]  # fmt: skip
     for q in range(npan):
         out.append(f"  %q{q} = mul i64 %bps, {q}")
@@ -335,7 +336,7 @@ def _row_ir_narrow(kind: str, npan: int) -> str:
         accs = [(f"q{q}v{v}_", "%zero", "%aks", f"%q{q}v{v}", q * NR + v * vw)
                 for q in g for v in range(nv)]  # fmt: skip
         out += _segment(s, f, vw, accs, f"seg{s + 1}" if s + 1 < len(segs) else "ret")
-    return "\n".join(out + ["}"]).replace("entry:", "entry:\n  %zero = add i64 0, 0", 1)
+    return "\n".join(out + ["}"])
 
 
 def _transpose_ir(kind: str) -> str:
