@@ -17,6 +17,15 @@ from ._jit import JIT, sigmoid_, tanh_
 
 
 @njit(**JIT)
+def _clip_at(z, zo, keep, ko, k, n):
+    """keep[ko : ko + n] = |z| < k, then z[zo : zo + n] clipped to [-k, k] (uint64 n, offsets)."""
+    for j in range(n):
+        keep[ko + j] = abs(z[zo + j]) < k
+    for j in range(n):
+        z[zo + j] = min(max(z[zo + j], -k), k)
+
+
+@njit(**JIT)
 def gates_row_at(z, zo, b, cp, po, cn, no, tc, to, m, mo, ph, keep, ko, use_ph, use_k, k, inf,
                  one, do_tanh, H):  # fmt: skip
     """z[zo : zo + 4H] pre-activations -> gates in place, plus bias b (4H,); c_{t-1} =
@@ -35,10 +44,7 @@ def gates_row_at(z, zo, b, cp, po, cn, no, tc, to, m, mo, ph, keep, ko, use_ph, 
         for j in range(Hu):
             z[zf + j] += ph[H2 + j] * cp[po + j]
     if use_k:
-        for j in range(H3):
-            keep[ko + j] = abs(z[zo + j]) < k
-        for j in range(H3):
-            z[zo + j] = min(max(z[zo + j], -k), k)
+        _clip_at(z, zo, keep, ko, k, H3)
     for j in range(H2):
         z[zo + j] = sigmoid_(z[zo + j])
     for j in range(Hu):
@@ -52,11 +58,7 @@ def gates_row_at(z, zo, b, cp, po, cn, no, tc, to, m, mo, ph, keep, ko, use_ph, 
         for j in range(Hu):
             z[zq + j] += ph[Hu + j] * cn[no + j]
     if use_k:
-        kq = ko + H3
-        for j in range(Hu):
-            keep[kq + j] = abs(z[zq + j]) < k
-        for j in range(Hu):
-            z[zq + j] = min(max(z[zq + j], -k), k)
+        _clip_at(z, zq, keep, ko + H3, k, Hu)
     for j in range(Hu):
         z[zq + j] = sigmoid_(z[zq + j])
     if do_tanh:
