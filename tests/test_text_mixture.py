@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from longshort.cli import main
+from longshort.text import geomix
 from longshort.text.mixture import CONF_BINS, NgramMixer, cache_ngram, fit_weights, mix_nats
 from longshort.text.workflow import evaluate, load_model, split_text
 
@@ -135,10 +136,12 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_cli_mix_static_and_dynamic(trained, capsys):
+@pytest.mark.parametrize("rule", ["linear", "geometric"])
+def test_cli_mix_static_and_dynamic(trained, capsys, rule):
     out, corpus = trained
     code, text, _ = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus),
-                        "--mix", "--mix-orders", "5,6", "--dynamic", "--dynamic-bptt", "32")  # fmt: skip
+                        "--mix", "--mix-orders", "5,6", "--dynamic", "--dynamic-bptt", "32",
+                        *(["--mix-rule", rule] if rule == "linear" else []))  # fmt: skip
     res = json.loads(text)
     assert code == 0
     for part in (res, res["dynamic"]):
@@ -146,9 +149,30 @@ def test_cli_mix_static_and_dynamic(trained, capsys):
         assert mix["tokens"] == part["tokens"] == res["tokens"]
         assert (mix["kn_order"], mix["cache_order"]) == (5, 6)
         assert mix["validation_tokens"] == 2999  # 5 % of the 60,000 characters, less one
-        assert np.shape(mix["weights"]["lambda"]) == (7 * CONF_BINS, 3)  # cache x confidence
+        if rule == "linear":
+            assert np.shape(mix["weights"]["lambda"]) == (7 * CONF_BINS, 3)  # cache x confidence
+        else:  # the default for characters; Kneser-Ney levels 1, 3, 5, cache orders 2, 4, 6
+            assert mix["weights"]["experts"][0] == "lstm" and len(mix["weights"]["experts"]) == 7
+            assert np.shape(mix["weights"]["beta_after_validation"]) == (7, 7)
         assert mix["bpc"] < part["bpc"] and mix["bpc"] < res["ngram"]["bpc"]
-        assert "token_nats" not in part
+        assert not any(k.startswith("token_") for k in part)
+
+
+def test_whole_rows_hold_the_token_nats(trained):
+    """evaluate(rows=True) and dynamic evaluation's rows: distributions whose entry at the token
+    that came is exp(-its nats), in the same order."""
+    from longshort.text.dynamic import dynamic_evaluate
+
+    out, corpus = trained
+    model, vocab, _ = load_model(out)
+    train, _, test = (vocab.encode(s) for s in split_text(corpus.read_text("utf-8")))
+    for res in (evaluate(model, test, keep=True, rows=True),
+                dynamic_evaluate(model, test, bptt=32, train_ids=train, keep=True, rows=True)):  # fmt: skip
+        rows = res["token_probs"]
+        assert rows.shape == (len(test) - 1, len(vocab)) and rows.dtype == np.float32
+        np.testing.assert_allclose(rows.sum(1), 1, atol=1e-5)
+        got = -np.log(rows[np.arange(len(rows)), test[1:]].astype(np.float64))
+        np.testing.assert_allclose(got, res["token_nats"], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +181,8 @@ def test_cli_mix_static_and_dynamic(trained, capsys):
         (["--mix", "--lanes", "4"], "use it with --split test and --lanes 1"),
         (["--mix", "--split", "val"], "use it with --split test and --lanes 1"),
         (["--mix-orders", "7,8"], "--mix-orders needs --mix"),
+        (["--mix-rule", "linear"], "--mix-rule needs --mix"),
+        (["--mix", "--mix-rule", "sum"], "invalid choice: 'sum'"),
         (["--mix", "--mix-orders", "7"], "expected two integers KN,CACHE"),
         (["--mix", "--mix-orders", "0,3"], "Kneser-Ney order >= 1"),
         (["--mix", "--mix-orders", "7,33"], "cache order in 0..32"),
@@ -169,9 +195,10 @@ def test_bad_mix_options_are_one_line_errors(extra, words, tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and words in err, err
 
 
-def test_mix_checks_before_the_long_passes(trained, tmp_path, capsys):
+def test_mix_checks_before_the_long_passes(trained, tmp_path, capsys, monkeypatch):
     """A validation split too small to fit the weights, and a Kneser-Ney order too high for the
-    vocabulary, are named before any evaluation."""
+    vocabulary, and a vocabulary too large for geometric mixing, are named before any
+    evaluation."""
     out, corpus = trained
     short = tmp_path / "short.txt"
     short.write_text(corpus.read_text("utf-8")[:3000], encoding="utf-8")  # 150 validation chars
@@ -181,3 +208,8 @@ def test_mix_checks_before_the_long_passes(trained, tmp_path, capsys):
     code, _, err = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus),
                        "--mix", "--mix-orders", "11,3")  # fmt: skip
     assert code == 2 and "order of 11 is too high for a vocabulary of 64 (at most 10)" in err, err
+    monkeypatch.setattr(geomix, "MAX_VOCAB", 50)
+    code, _, err = run(capsys, "text", "eval", "--model", str(out), "--data", str(corpus),
+                       "--mix", "--mix-rule", "geometric")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert "with a vocabulary of 64 (more than 50) use --mix-rule linear" in err

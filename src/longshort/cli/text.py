@@ -257,8 +257,9 @@ def _eval(args: argparse.Namespace) -> int:
     dyn = _dynamic_options(args)
     if args.ngram_order is not None and args.ngram_order < 1:
         raise ValueError(f"--ngram-order must be >= 1, got {args.ngram_order}")
-    if args.mix_orders and not args.mix:
-        raise ValueError("--mix-orders needs --mix")
+    for flag in ("mix_orders", "mix_rule"):
+        if getattr(args, flag) and not args.mix:
+            raise ValueError(f"--{flag.replace('_', '-')} needs --mix")
     if args.mix and (args.split != "test" or args.lanes != 1):
         raise ValueError("--mix fits its weights on the validation split and scores one stream: "
                          "use it with --split test and --lanes 1")  # fmt: skip
@@ -274,7 +275,8 @@ def _eval(args: argparse.Namespace) -> int:
     train_ids = vocab.encode(train_t)
     val_ids = vocab.encode(val_t) if args.mix else None
     mixer = _mixer(args, model, vocab, train_ids, val_ids) if args.mix else None
-    res = evaluate(model, ids, lanes=args.lanes, keep=args.mix)
+    rows = mixer is not None and mixer.needs_rows  # geometric: the LSTM's whole distributions
+    res = evaluate(model, ids, lanes=args.lanes, keep=args.mix, rows=rows)
     order = args.ngram_order or (5 if model.config.level == "char" else 3)
     ng = KneserNey(order, len(vocab)).fit(train_ids).evaluate(ids)
     out = {"bpc": res["bpc"], "perplexity": res["perplexity"], "tokens": res["tokens"],
@@ -283,28 +285,36 @@ def _eval(args: argparse.Namespace) -> int:
            "ngram": {"order": order, "smoothing": "interpolated Kneser-Ney", "bpc": ng["bpc"],
                      "perplexity": ng["perplexity"], "tokens": ng["tokens"]}}  # fmt: skip
     if mixer is not None:
-        fit = evaluate(model, val_ids, keep=True)
-        mixer.fit(val_ids, fit["token_nats"], fit["token_top"])
-        out["mix"] = mixer.score(ids, res.pop("token_nats"), res.pop("token_top"))
+        out["mix"] = _mix_score(mixer, val_ids, evaluate(model, val_ids, keep=True, rows=rows),
+                                ids, res)  # fmt: skip
     if dyn is not None:
         from ..text.dynamic import dynamic_evaluate
 
         bptt = dyn.pop("bptt") or meta["train"]["bptt"]  # None: the training length
-        kw = dict(**dyn, bptt=bptt, lanes=args.lanes, train_ids=train_ids, keep=args.mix)
+        kw = dict(**dyn, bptt=bptt, lanes=args.lanes, train_ids=train_ids, keep=args.mix,
+                  rows=rows)  # fmt: skip
         out["dynamic"] = dynamic_evaluate(model, ids, **kw)
         if mixer is not None:  # the weights refitted on the validation split read dynamically
             fit = dynamic_evaluate(model, val_ids, **kw)
-            mixer.fit(val_ids, fit["token_nats"], fit["token_top"])
-            dyn_out = out["dynamic"]
-            dyn_out["mix"] = mixer.score(ids, dyn_out.pop("token_nats"), dyn_out.pop("token_top"))
+            out["dynamic"]["mix"] = _mix_score(mixer, val_ids, fit, ids, out["dynamic"])
             out["dynamic"]["mix"]["seconds_fitting"] = fit["seconds"]
     print(json.dumps(out, indent=2))
     return 0
 
 
+def _mix_score(mixer, val_ids, fit: dict, ids, res: dict) -> dict:
+    """Fit the mixer on the validation pass `fit`, score the pass `res` (whose per-token keys
+    are removed), as `text eval` prints it."""
+    nats, top, probs = (res.pop(k, None) for k in ("token_nats", "token_top", "token_probs"))
+    if probs is not None:  # geometric
+        return mixer.fit(val_ids, fit["token_probs"]).score(ids, probs)
+    return mixer.fit(val_ids, fit["token_nats"], fit["token_top"]).score(ids, nats, top)
+
+
 def _mixer(args: argparse.Namespace, model, vocab, train_ids, val_ids):
     """The n-gram mixture of --mix (weights fitted later, on the validation split), after
     checking what would otherwise fail only after the long passes."""
+    from ..text.geomix import MAX_VOCAB, GeometricMixer
     from ..text.mixture import MIN_BUCKET, NgramMixer
 
     if len(val_ids) <= MIN_BUCKET:
@@ -322,7 +332,14 @@ def _mixer(args: argparse.Namespace, model, vocab, train_ids, val_ids):
         top = max(k for k in range(1, kn) if len(vocab) ** k < 2**62)
         raise ValueError(f"--mix-orders: a Kneser-Ney order of {kn} is too high for a vocabulary "
                          f"of {len(vocab)} (at most {top})")  # fmt: skip
-    return NgramMixer(train_ids, len(vocab), kn_order=kn, cache_order=cache)
+    rule = args.mix_rule or ("geometric" if len(vocab) <= MAX_VOCAB else "linear")
+    if rule == "linear":
+        return NgramMixer(train_ids, len(vocab), kn_order=kn, cache_order=cache)
+    if len(vocab) > MAX_VOCAB:
+        raise ValueError(f"--mix-rule geometric keeps the LSTM's whole distribution at every "
+                         f"position; with a vocabulary of {len(vocab):,} (more than {MAX_VOCAB}) "
+                         "use --mix-rule linear")  # fmt: skip
+    return GeometricMixer(train_ids, len(vocab), kn_order=kn, cache_order=cache)
 
 
 MAX_CACHE_ORDER = 32
@@ -462,15 +479,19 @@ def register(sub) -> None:
     e.add_argument("--dynamic-bptt", type=int,
                    help="tokens per segment (default: the model's training --bptt)")  # fmt: skip
     e.add_argument("--mix", action="store_true",
-                   help="also score the LSTM interpolated with a Kneser-Ney model of the training "
-                   "split and a cache n-gram of the text read so far (weights fitted on the "
-                   "validation split)")  # fmt: skip
+                   help="also score the LSTM mixed with a Kneser-Ney model of the training split "
+                   "and a cache n-gram of the text read so far (weights from the validation "
+                   "split; see --mix-rule)")  # fmt: skip
     e.add_argument(
         "--mix-orders",
         type=_mix_orders,
         metavar="KN,CACHE",
         help="orders of the two n-gram models of --mix (default 9,8 char, 3,3 word)",
     )
+    e.add_argument("--mix-rule", choices=["geometric", "linear"],
+                   help="how --mix combines the models: a product with weights learnt online "
+                   "(default for vocabularies up to 1,024) or a weighted sum fitted on the "
+                   "validation split (default for larger ones)")  # fmt: skip
     e.set_defaults(func=_eval)
     g = s.add_parser("sample", help="generate text")
     g.add_argument("--model", required=True)

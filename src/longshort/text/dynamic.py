@@ -27,7 +27,7 @@ from .._blas_threads import blas_threads
 from ..models.language_model import LanguageModel
 from ..ops.losses import cross_entropy_backward, cross_entropy_forward
 from .data import TextStream
-from .workflow import summarize, token_nats_each
+from .workflow import stack_rows, summarize, token_nats_each
 
 RULES = ("rms", "sgd")
 # Picked for char models at n ~ 100 on the Shakespeare validation split (docs/text.md). The authors' released word-level defaults (lr 5e-5, lambda 2e-3 at n = 5,
@@ -86,17 +86,18 @@ def step_sizes(model: LanguageModel, rule: str, lr: float, decay: float, eps: fl
 
 
 def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull, each: bool = False,
-               tops: list | None = None):  # fmt: skip
+               tops: list | None = None, rows: list | None = None):  # fmt: skip
     """Score one segment x, y (B, n) with the current weights, then update them on it.
 
     theta <- theta + pull * (theta0 - theta) - scale * dL/dtheta, L the segment's mean cross
     entropy from `state` (not differentiated through: truncated BPTT). Returns (sum of nats, state),
     or with each=True (nats per position (B, n), state). tops: a list that gets the model's
-    largest probability per position (B, n) appended.
+    largest probability per position (B, n) appended; rows: one that gets its whole distribution
+    (B, n, V) float32.
     """
     model.zero_grad()
     logits, state = model.forward(x, state)  # (B, n, V), before any update on this segment
-    nats = token_nats_each(logits, y, tops)
+    nats = token_nats_each(logits, y, tops, rows)
     nats = nats if each else float(nats.sum())
     model.backward(cross_entropy_backward(cross_entropy_forward(logits, y)[1]))
     for p, p0, s, q in zip(model.parameters(), theta0, scale, pull):
@@ -107,7 +108,7 @@ def adapt_step(model: LanguageModel, x, y, state, theta0, scale, pull, each: boo
 def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float | None = None,
                      decay: float | None = None, eps: float = EPS, bptt: int = 100,
                      lanes: int = 1, train_ids=None, stat_batches: int = 20,
-                     stat_lanes: int = 100, keep: bool = False) -> dict:  # fmt: skip
+                     stat_lanes: int = 100, keep: bool = False, rows: bool = False) -> dict:  # fmt: skip
     """Score ids[1:] (N,) segment by segment, adapting a copy of the weights as it reads.
 
     Args:
@@ -117,7 +118,8 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
             `evaluate(model, ids, lanes=1)`; B > 1 scores the same tokens as evaluate with B).
         train_ids: training tokens for R (needed by "rms"); stat_batches, stat_lanes: their size.
         keep: add "token_nats" and "token_top", the nats of every scored token and the model's
-            largest probability there (as `evaluate(keep=True)`).
+            largest probability there (as `evaluate(keep=True)`). rows: add "token_probs", the
+            whole distribution at each of them (tokens, V) float32 (as `evaluate(rows=True)`).
 
     Returns:
         {"nats", "bpc", "perplexity", "tokens"} as `evaluate` returns them, plus "settings" and
@@ -137,11 +139,11 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
                 rms = gradient_rms(model, train_ids, bptt, stat_lanes, stat_batches)
             scale, pull = step_sizes(model, rule, lr, decay, eps, rms)
             stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-            total, n, state, each, tops = 0.0, 0, None, [], []
+            total, n, state, each, tops, full = 0.0, 0, None, [], [], []
             for j in range(len(stream)):
                 b = stream.batch(0, j)
                 nats, state = adapt_step(model, b["x"], b["y"], state, theta0, scale, pull, True,
-                                         tops if keep else None)  # fmt: skip
+                                         tops if keep else None, full if rows else None)  # fmt: skip
                 total += float(nats.sum())
                 n += b["y"].size
                 if keep:
@@ -158,6 +160,8 @@ def dynamic_evaluate(model: LanguageModel, ids, *, rule: str = "rms", lr: float 
     if keep:
         out["token_nats"] = np.concatenate(each, axis=1).ravel()
         out["token_top"] = np.concatenate(tops, axis=1).ravel()
+    if rows:
+        out["token_probs"] = stack_rows(full)
     return {**out, "settings": settings, "seconds": time.perf_counter() - start}
 
 

@@ -134,6 +134,8 @@ class NgramMixer:
             LSTM's top probabilities; 1 = buckets by the cache alone).
     """
 
+    needs_rows = False  # fit/score take the LSTM's nats of the tokens that came
+
     def __init__(self, train_ids, vocab_size: int, kn_order: int = 7, cache_order: int = 8,
                  conf_bins: int = CONF_BINS):  # fmt: skip
         if conf_bins < 1:

@@ -89,6 +89,31 @@ class KneserNey:
             p[pos - 1] = np.where(tot > 0, mix, lower)
         return np.log(p)
 
+    def distributions(self, ids, start: int, stop: int, orders) -> np.ndarray:
+        """P_k(. | h_t) for t = start..stop-1 (1 <= start) and each k in orders (each <= N)
+        -> (stop - start, len(orders), V): whole rows, the same recursion as `logprob`."""
+        if not self.levels:
+            raise RuntimeError("KneserNey.fit() must be called first")
+        ids = np.asarray(ids, np.int64)
+        V, pos = self.V, np.arange(start, stop)
+        want = {k: i for i, k in enumerate(orders)}
+        out = np.empty((len(pos), len(want), V))
+        p = np.full((len(pos), V), 1.0 / V)
+        for k, lv in enumerate(self.levels, start=1):
+            h = np.zeros(len(pos), np.int64)  # the last k-1 tokens before t
+            for j in range(k - 1):
+                h = h * V + ids[np.maximum(pos - (k - 1) + j, 0)]
+            tot = np.where(pos >= k - 1, _lookup(lv["ctx"], lv["total"], h), 0)
+            typ = _lookup(lv["ctx"], lv["types"], h)
+            c = _lookup(lv["keys"], lv["counts"], (h[:, None] * V + np.arange(V)).ravel())
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mix = (np.maximum(c.reshape(len(pos), V) - lv["D"], 0)
+                       + lv["D"] * typ[:, None] * p) / tot[:, None]  # fmt: skip
+            p = np.where((tot > 0)[:, None], mix, p)
+            if k in want:
+                out[:, want[k]] = p
+        return out
+
     def evaluate(self, ids) -> dict:
         """{"nats", "bpc" (bits per token), "perplexity", "tokens"} over ids[1:]."""
         lp = self.logprob(ids)

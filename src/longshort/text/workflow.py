@@ -102,24 +102,28 @@ def build_model(cfg: LanguageModelConfig, vocab: Vocab, impl: str = "auto") -> L
 
 
 def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 500,
-             keep: bool = False) -> dict:  # fmt: skip
+             keep: bool = False, rows: bool = False) -> dict:  # fmt: skip
     """Mean cross entropy of ids[1:] given what precedes it, state carried throughout.
 
     Returns {"nats", "bpc" (bits per token), "perplexity", "tokens"}; lanes > 1 is faster but
     scores lanes * (N // lanes - 1) tokens, each lane starting from a zero state. keep=True adds
     "token_nats": (tokens,) the nats of every scored token, lane after lane (with lanes = 1 the
     nats of ids[1], ids[2], ... in order), and "token_top": the model's largest probability at
-    each of those positions (its confidence, which text/mixture.py buckets on).
+    each of those positions (its confidence, which text/mixture.py buckets on). rows=True adds
+    "token_probs": (tokens, V) float32, the model's whole distribution at each of them (for
+    text/geomix.py).
     """
     stream = TextStream(ids, lanes, min(bptt, max(1, len(ids) // lanes - 1)))
-    was, total, n, state, each, tops = model.training, 0.0, 0, None, [], []
+    was, total, n, state, each, tops, full = model.training, 0.0, 0, None, [], [], []
     model.eval()
     try:
         with blas_threads(1):  # NumPy's idle BLAS threads would spin on the kernels' cores
             for j in range(len(stream)):
                 b = stream.batch(0, j)
                 logits, state = model.forward(b["x"], state, need_cache=False)  # (B, K, V)
-                nats = token_nats_each(logits, b["y"], tops if keep else None)  # (B, K)
+                nats = token_nats_each(
+                    logits, b["y"], tops if keep else None, full if rows else None
+                )  # (B, K); fmt: skip
                 total += float(nats.sum())
                 n += b["y"].size
                 if keep:
@@ -130,18 +134,30 @@ def evaluate(model: LanguageModel, ids: np.ndarray, lanes: int = 1, bptt: int = 
     if keep:
         out["token_nats"] = np.concatenate(each, axis=1).ravel()
         out["token_top"] = np.concatenate(tops, axis=1).ravel()
+    if rows:
+        out["token_probs"] = stack_rows(full)
     return out
 
 
-def token_nats_each(logits: np.ndarray, y: np.ndarray, tops: list | None = None) -> np.ndarray:
+def stack_rows(full: list) -> np.ndarray:
+    """Per-segment distributions [(B, K, V), ...] -> (B * sum K, V), lane after lane."""
+    cat = np.concatenate(full, axis=1)
+    return cat.reshape(-1, cat.shape[-1])
+
+
+def token_nats_each(logits: np.ndarray, y: np.ndarray, tops: list | None = None,
+                    rows: list | None = None) -> np.ndarray:  # fmt: skip
     """-log softmax(logits)[y] per position, float64: logits (B, K, V), y (B, K) -> (B, K).
-    tops: if a list, the largest probability per position (B, K) is appended to it."""
+    tops: if a list, the largest probability per position (B, K) is appended to it; rows: if a
+    list, the whole softmax (B, K, V) as float32."""
     z = logits.astype(np.float64)
     z -= z.max(-1, keepdims=True)
     log_total = np.log(np.exp(z).sum(-1, keepdims=True))  # (B, K, 1)
     if tops is not None:
         tops.append(np.exp(-log_total[..., 0]))  # max_v p_v = exp(0 - log sum exp z)
     logp = z - log_total  # (B, K, V)
+    if rows is not None:
+        rows.append(np.exp(logp).astype(np.float32))
     return -np.take_along_axis(logp, y[..., None], -1)[..., 0]
 
 
