@@ -149,11 +149,13 @@ def test_cli_mix_static_and_dynamic(trained, capsys, rule):
         assert mix["tokens"] == part["tokens"] == res["tokens"]
         assert (mix["kn_order"], mix["cache_order"]) == (5, 6)
         assert mix["validation_tokens"] == 2999  # 5 % of the 60,000 characters, less one
+        assert mix["rule"] == rule
         if rule == "linear":
             assert np.shape(mix["weights"]["lambda"]) == (7 * CONF_BINS, 3)  # cache x confidence
         else:  # the default for characters; Kneser-Ney levels 1, 3, 5, cache orders 2, 4, 6
             assert mix["weights"]["experts"][0] == "lstm" and len(mix["weights"]["experts"]) == 7
             assert np.shape(mix["weights"]["beta_after_validation"]) == (7, 7)
+            assert mix["validation_passes"] == 50  # 2,999 tokens, read again up to 50 times
         assert mix["bpc"] < part["bpc"] and mix["bpc"] < res["ngram"]["bpc"]
         assert not any(k.startswith("token_") for k in part)
 

@@ -480,8 +480,8 @@ def register(sub) -> None:
                    help="tokens per segment (default: the model's training --bptt)")  # fmt: skip
     e.add_argument("--mix", action="store_true",
                    help="also score the LSTM mixed with a Kneser-Ney model of the training split "
-                   "and a cache n-gram of the text read so far (weights from the validation "
-                   "split; see --mix-rule)")  # fmt: skip
+                   "and a cache n-gram of the text read so far (weights fitted on the validation "
+                   "split; the geometric rule goes on learning as it reads; see --mix-rule)")  # fmt: skip
     e.add_argument(
         "--mix-orders",
         type=_mix_orders,

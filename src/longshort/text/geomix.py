@@ -211,7 +211,9 @@ class GeometricMixer:
         finally:
             self.beta = beta
         out = summarize(float(nats.sum()), len(nats))
-        out["weights"] = {"rule": "geometric, learnt online", "experts": self.experts,
+        out["rule"] = "geometric"
+        out["weights"] = {"learnt": "online, on validation and then on the scored text",
+                          "experts": self.experts,
                           "bucket": f"longest context the cache has seen, 0..{self.cache_order}",
                           "beta_after_validation": np.round(fitted, 4).tolist(),
                           "lr": self.lr}  # fmt: skip

@@ -183,6 +183,7 @@ class NgramMixer:
         if self.edges is not None:
             what = (f"({what}) x {self.conf_bins} + bin of the LSTM's top probability (edges "
                     f"{np.round(self.edges, 4).tolist()}, the validation split's quantiles)")  # fmt: skip
+        out["rule"] = "linear"
         out["weights"] = {"components": list(COMPONENTS), "bucket": what,
                           "lambda": np.round(self.lam, 4).tolist()}  # fmt: skip
         out["kn_order"], out["cache_order"] = self.kn.order, self.cache_order
