@@ -32,6 +32,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .mixture import context_ids
 from .ngram import KneserNey
 from .workflow import summarize
 
@@ -53,13 +54,7 @@ def cache_tables(ids: np.ndarray, order: int, V: int) -> dict:
     ctx_all = np.full((order + 1, n), -1, np.int64)
     pair_all = np.full((order + 1, n), -1, np.int64)
     starts, follows, n_ctx, n_pair = [], [], 0, 0
-    dense = np.zeros(n, np.int64)  # order 0: one empty context
-    for k in range(order + 1):
-        if k > 0:  # context of t = ids[t-k..t-1]: (context of order k-1 at t, ids[t-k])
-            if n - k + 1 <= 0:
-                break
-            dense = np.unique(dense[1:] * V + ids[: n - k + 1] if k > 1 else
-                              dense * V + ids[:n], return_inverse=True)[1].ravel()  # fmt: skip
+    for k, dense in context_ids(ids, order, V):
         tail = n - len(dense)  # positions t-1 >= tail have k tokens of context
         pairs, pinv = np.unique(dense * V + ids[1 + tail :], return_inverse=True)
         c_of_pair = pairs // V
@@ -71,8 +66,7 @@ def cache_tables(ids: np.ndarray, order: int, V: int) -> dict:
         follows.append(pairs % V)
         n_ctx, n_pair = n_ctx + nc, n_pair + len(pairs)
     start = np.concatenate(starts + [np.array([n_pair])])
-    return {"ctx": ctx_all, "pair": pair_all, "start": start,
-            "follow": np.concatenate(follows), "order": order}  # fmt: skip
+    return {"ctx": ctx_all, "pair": pair_all, "start": start, "follow": np.concatenate(follows)}
 
 
 @nb.njit(cache=True)
@@ -167,8 +161,10 @@ class GeometricMixer:
         self.beta: np.ndarray | None = None
         self.fit_tokens = self.fit_passes = 0
 
-    def _read(self, ids, lstm_probs, learn: bool) -> np.ndarray:
-        """Nats per position of ids[1:], beta updated in place when learn."""
+    def _read(self, ids, lstm_probs, learn: bool, passes: int = 1) -> np.ndarray:
+        """Nats per position of ids[1:] (of the last pass), beta updated in place when learn;
+        each pass reads the text from an empty cache. The cache's tables are built once, and the
+        experts' rows too when the text fits one chunk (a short validation split read again)."""
         ids = np.asarray(ids, np.int64)
         n = len(ids) - 1
         lstm_probs = np.asarray(lstm_probs)
@@ -176,17 +172,23 @@ class GeometricMixer:
             raise ValueError(f"need the LSTM's distribution at all {n} positions of one stream "
                              f"(lanes 1): shape ({n}, {self.V}), got {lstm_probs.shape}")  # fmt: skip
         tab = cache_tables(ids, self.cache_order, self.V)
-        n_ctx, n_pair = len(tab["start"]) - 1, len(tab["follow"])
-        cnt, tot, typ = (np.zeros(m, np.int64) for m in (n_pair, n_ctx, n_ctx))
         sel = np.array(self.cache_orders, np.int64)
-        out = np.empty(n)
-        for s in range(0, n, CHUNK):
-            e = min(n, s + CHUNK)
-            kn = self.kn.distributions(ids, s + 1, e + 1, self.kn_orders)  # (e - s, k, V)
-            lp = np.log(np.maximum(lstm_probs[s:e].astype(np.float64), 1e-30))[:, None]
-            LP = np.ascontiguousarray(np.concatenate([lp, np.log(kn)], axis=1))
-            _mix_chunk(LP, ids[s + 1 : e + 1], s, tab["ctx"], tab["pair"], tab["start"],
-                       tab["follow"], cnt, tot, typ, sel, self.beta, self.lr, learn, out[s:e])  # fmt: skip
+        out, rows = np.empty(n), {}
+        for _ in range(passes):
+            n_ctx, n_pair = len(tab["start"]) - 1, len(tab["follow"])
+            cnt, tot, typ = (np.zeros(m, np.int64) for m in (n_pair, n_ctx, n_ctx))
+            for s in range(0, n, CHUNK):
+                e = min(n, s + CHUNK)
+                LP = rows.get(s)
+                if LP is None:
+                    kn = self.kn.distributions(ids, s + 1, e + 1, self.kn_orders)  # (e-s, k, V)
+                    lp = np.log(np.maximum(lstm_probs[s:e].astype(np.float64), 1e-30))[:, None]
+                    LP = np.ascontiguousarray(np.concatenate([lp, np.log(kn)], axis=1))
+                    if n <= CHUNK:
+                        rows[s] = LP
+                _mix_chunk(LP, ids[s + 1 : e + 1], s, tab["ctx"], tab["pair"], tab["start"],
+                           tab["follow"], cnt, tot, typ, sel, self.beta, self.lr, learn,
+                           out[s:e])  # fmt: skip
         return out
 
     def fit(self, ids, lstm_probs) -> GeometricMixer:
@@ -194,8 +196,7 @@ class GeometricMixer:
         self.beta = np.zeros((self.cache_order + 1, len(self.experts)))
         self.beta[:, 0] = 1.0
         self.fit_passes = max(1, min(MAX_PASSES, -(-FIT_TOKENS // max(1, len(ids) - 1))))
-        for _ in range(self.fit_passes):  # a short split is read again, the cache from empty
-            self._read(ids, lstm_probs, True)
+        self._read(ids, lstm_probs, True, self.fit_passes)  # a short split is read again
         self.fit_tokens = len(ids) - 1
         return self
 

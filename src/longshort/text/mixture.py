@@ -61,6 +61,22 @@ def _earlier_sum(keys: np.ndarray, flags: np.ndarray) -> np.ndarray:
     return out
 
 
+def context_ids(ids: np.ndarray, order: int, V: int):
+    """For k = 0..order (fewer for a text shorter than the order): (k, ctx) with ctx the dense id
+    of the last k tokens before each predicted position t = len(ids) - len(ctx) .. len(ids) - 1
+    (the positions with k tokens of context, the last ones): the pair (the order k-1 id, the
+    token k back) numbered by np.unique, so the ids never overflow."""
+    n = len(ids) - 1
+    ctx = np.zeros(n, np.int64)  # order-0 context: the same (empty) one everywhere
+    for k in range(order + 1):
+        if k > 0:  # position i = t - 1 predicts ids[i + 1] from ids[i + 1 - k : i + 1], i >= k - 1
+            prev = ctx[1:] if k > 1 else ctx  # the order k-1 ids of positions i >= k - 1
+            if len(prev) == 0:  # a text shorter than the order
+                return
+            ctx = np.unique(prev * V + ids[: n - k + 1], return_inverse=True)[1].ravel()
+        yield k, ctx
+
+
 def cache_ngram(ids, order: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The cache model on ids (N,): (probabilities (N-1,) of ids[1:], buckets (N-1,) in 0..order).
 
@@ -77,13 +93,7 @@ def cache_ngram(ids, order: int, vocab_size: int) -> tuple[np.ndarray, np.ndarra
     V, w = vocab_size, ids[1:]
     p = np.full(n, 1.0 / V)
     bucket = np.zeros(n, np.int64)
-    ctx = np.zeros(n, np.int64)  # order-0 context: the same (empty) one everywhere
-    for k in range(order + 1):
-        if k > 0:  # position i = t - 1 predicts ids[i + 1] from ids[i + 1 - k : i + 1], i >= k - 1
-            prev = ctx[1:] if k > 1 else ctx  # the order k-1 ids of positions i >= k - 1
-            if len(prev) == 0:  # a text shorter than the order
-                break
-            ctx = np.unique(prev * V + ids[: n - k + 1], return_inverse=True)[1].ravel()
+    for k, ctx in context_ids(ids, order, V):
         tail = slice(n - len(ctx), n)  # the positions with k tokens of context: the last ones
         c = _earlier(ctx * V + w[tail])
         total = _earlier(ctx)
@@ -191,4 +201,12 @@ class NgramMixer:
         return out
 
 
-__all__ = ["COMPONENTS", "CONF_BINS", "NgramMixer", "cache_ngram", "fit_weights", "mix_nats"]
+__all__ = [
+    "COMPONENTS",
+    "CONF_BINS",
+    "NgramMixer",
+    "cache_ngram",
+    "context_ids",
+    "fit_weights",
+    "mix_nats",
+]
