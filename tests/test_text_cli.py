@@ -191,3 +191,29 @@ def test_resume_refuses_other_saved_settings(corpus, tmp_path, capsys):
     assert code == 0 and "resuming" in stdout and "at step 10" in stdout  # options left out
     for budget in (["--minutes", "0"], ["--steps", "0"]):
         assert "budget must be positive" in one_line_error(capsys, *base[: -len(TINY)], *budget)
+
+
+def test_forget_bias_is_saved_and_kept_on_resume(corpus, tmp_path, capsys):
+    """--forget-bias 1 starts every forget gate at sigmoid(1) (b_ih = 1 on the f rows, b_hh = 0),
+    is saved with the model, and a resume with another value is refused by name."""
+    from longshort.text.workflow import read_meta
+
+    out = tmp_path / "fb"
+    base = ["text", "train", "--data", str(corpus), "--out", str(out), *TINY]
+    assert run(capsys, *base, "--steps", "1", "--forget-bias", "1")[0] == 0
+    assert read_meta(out)["model"]["forget_bias"] == 1.0
+    err = one_line_error(capsys, *base, "--steps", "3", "--forget-bias", "2")
+    assert "--forget-bias 2.0 (saved 1.0)" in err
+    fresh = tmp_path / "fb0"
+    assert run(capsys, "text", "train", "--data", str(corpus), "--out", str(fresh), *TINY,
+               "--steps", "1", "--lr", "1e-3", "--forget-bias", "3")[0] == 0  # fmt: skip
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    w = load_file(str(fresh / "model.safetensors"))
+    b_ih = next(v for k, v in w.items() if "bias_ih" in k)
+    b_hh = next(v for k, v in w.items() if "bias_hh" in k)
+    H = 48
+    # one Adam step moves each weight by at most ~lr
+    assert np.abs(b_ih[H : 2 * H] - 3).max() < 2e-3 and np.abs(b_hh[H : 2 * H]).max() < 2e-3
+    assert np.abs(b_ih[:H]).max() < 0.5 and np.abs(b_ih[2 * H :]).max() < 0.5

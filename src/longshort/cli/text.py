@@ -20,6 +20,7 @@ MODEL_OPTIONS = {  # option dest -> (key in "model", default for a new run)
     "hidden_size": ("hidden_size", 256),
     "layers": ("num_layers", 1),
     "tie": ("tie_weights", False),
+    "forget_bias": ("forget_bias", None),
     **{
         k: (k, 0.0)
         for k in (
@@ -82,7 +83,8 @@ def _fresh_or_resume(out: Path, text: str, args):
     cfg = LanguageModelConfig(args.level, len(vocab), emb, args.hidden_size, args.layers,
                               args.tie, args.dropout_input, args.dropout_hidden,
                               args.dropout_output, args.weight_drop, args.embedding_dropout,
-                              args.ar, args.tar, seed=args.seed)  # fmt: skip
+                              args.ar, args.tar, forget_bias=args.forget_bias,
+                              seed=args.seed)  # fmt: skip
     meta = {
         "data": {"path": str(args.data), "sha256": sha, "chars": len(text),
                  "val_fraction": args.val_fraction, "test_fraction": args.test_fraction},
@@ -421,6 +423,11 @@ def _add_train(sub) -> None:
     t.add_argument("--layers", type=int, help="default 1")
     t.add_argument("--tie", action="store_true", default=None,
                    help="tie input and output embeddings")  # fmt: skip
+    t.add_argument(
+        "--forget-bias",
+        type=float,
+        help="the forget gates' initial bias (default: PyTorch's init, ~0)",
+    )
     for name in ("dropout-input", "dropout-hidden", "dropout-output", "weight-drop",
                  "embedding-dropout", "ar", "tar"):  # fmt: skip
         t.add_argument(f"--{name}", type=float, help="default 0")
